@@ -1,0 +1,74 @@
+"""The access token the endpoint returns, with google-auth-like ``valid`` / ``expired`` semantics."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+#: A token endpoint may omit ``expires_in`` (Salesforce does). Such a token is treated as
+#: short-lived: it is reused for this long, and a 401 before then triggers one refresh.
+ASSUMED_LIFETIME = timedelta(minutes=5)
+#: Refresh ahead of expiry when less than max(30 s, 10 % of the lifetime) remains.
+MIN_REFRESH_MARGIN = timedelta(seconds=30)
+REFRESH_MARGIN_RATIO = 0.10
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True, repr=False)
+class AccessToken:
+    """An OAuth 2.0 access token (RFC 6749 §5.1).
+
+    ``str()`` and ``repr()`` never show the token itself: a token printed by mistake in
+    a DAG, or put in an f-string, reveals only its type and expiry.
+
+    :param expires_at: when the server says it expires; ``None`` if it did not say
+        (then :data:`ASSUMED_LIFETIME` applies to refreshing).
+    :param extra: other fields of the answer (e.g. Salesforce's ``instance_url``).
+    """
+
+    access_token: str
+    token_type: str = "Bearer"
+    expires_at: datetime | None = None
+    scope: str | None = None
+    issued_at: datetime = field(default_factory=_utcnow)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        expiry = self.expires_at.isoformat() if self.expires_at else "unknown"
+        return f"AccessToken(token_type={self.token_type!r}, expires_at={expiry}, scope={self.scope!r})"
+
+    __str__ = __repr__
+
+    @property
+    def lifetime(self) -> timedelta:
+        """How long the token lives from issue (assumed when the server did not say)."""
+        if self.expires_at is None:
+            return ASSUMED_LIFETIME
+        return self.expires_at - self.issued_at
+
+    @property
+    def refresh_at(self) -> datetime:
+        """When to fetch a new one: before expiry by max(30 s, 10 % of the lifetime)."""
+        margin = max(MIN_REFRESH_MARGIN, self.lifetime * REFRESH_MARGIN_RATIO)
+        return self.issued_at + self.lifetime - margin
+
+    @property
+    def expired(self) -> bool:
+        """True once the token is past its (known or assumed) expiry."""
+        return _utcnow() >= self.issued_at + self.lifetime
+
+    @property
+    def valid(self) -> bool:
+        """True while the token can be used without refreshing first."""
+        return _utcnow() < self.refresh_at
+
+    @property
+    def authorization_header(self) -> str:
+        """The ``Authorization`` header value (RFC 6750 §2.1 scheme, whatever case the server used)."""
+        scheme = "Bearer" if self.token_type.lower() == "bearer" else self.token_type
+        return f"{scheme} {self.access_token}"

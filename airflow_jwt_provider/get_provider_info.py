@@ -1,0 +1,141 @@
+"""Provider metadata read by Airflow through the ``apache_airflow_provider`` entry point.
+
+``conn-fields`` and ``ui-field-behaviour`` are what the Airflow 3 UI renders as the
+connection form. Secrets use ``format: password``; every key below is also an extra
+key of the connection contract (see ``settings.EXTRA_KEYS``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_STRING = {"type": ["string", "null"]}
+_SECRET = {"type": ["string", "null"], "format": "password"}
+
+
+def _field(label: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"label": label, "description": description, "schema": schema or _STRING}
+
+
+CONN_FIELDS: dict[str, dict[str, Any]] = {
+    "preset": _field(
+        "Vendor preset",
+        "Fills and checks the vendor's mandatory settings: box, salesforce, google, docusign, servicenow, entra.",
+        {"type": ["string", "null"], "enum": [None, "box", "salesforce", "google", "docusign", "servicenow", "entra"]},
+    ),
+    "auth_url": _field("Token endpoint URL", "Where the JWT is exchanged for a token (also the default 'aud')."),
+    "key_file": _field(
+        "Key file path",
+        "Keystore (JKS, JCEKS, PKCS#12), PEM private key or Google service-account JSON, readable by workers.",
+    ),
+    "private_key": _field(
+        "Private key (inline)",
+        "Instead of a key file: PEM text, base64 keystore bytes, or service-account JSON. Stored masked.",
+        _SECRET,
+    ),
+    "keystore_password": _field(
+        "Keystore password", "Store password; also the passphrase of an encrypted PEM.", _SECRET
+    ),
+    "key_alias": _field("Key alias", "Entry to sign with; required when the keystore holds several keys."),
+    "key_password": _field("Key password", "Password of the key entry, if it differs from the store's.", _SECRET),
+    "keystore_type": _field(
+        "Keystore type",
+        "Normally detected from the content: jks, jceks, pkcs12, pem, google_json.",
+        {"type": ["string", "null"], "enum": [None, "jks", "jceks", "pkcs12", "pem", "google_json"]},
+    ),
+    "issuer": _field("Issuer (iss)", "Defaults to the client id (Login)."),
+    "subject": _field("Subject (sub)", "User, account or enterprise id the token acts for; tasks may override."),
+    "audience": _field("Audience (aud)", "Defaults to the token endpoint URL (or the preset's rule)."),
+    "lifetime": _field("Assertion lifetime (s)", "Seconds from iat to exp; default 60.", {"type": ["integer", "null"]}),
+    "claims": _field(
+        "Extra claims",
+        'JSON object of additional claims, e.g. {"box_sub_type": "enterprise"}.',
+        {"type": ["object", "null"]},
+    ),
+    "scope": _field("Scope", "Space-separated scopes to request."),
+    "algorithm": _field(
+        "Signing algorithm",
+        "Defaults from the key: RSA → RS256, EC by curve, Ed25519 → EdDSA.",
+        {
+            "type": ["string", "null"],
+            "enum": [None, "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"],
+        },
+    ),
+    "key_id": _field("Key id (kid)", "kid header, as registered with the server (Box public key id, ...)."),
+    "x5t": _field(
+        "Certificate thumbprint headers", "Add x5t#S256 and x5t (Microsoft Entra).", {"type": ["boolean", "null"]}
+    ),
+    "nbf": _field("Add nbf claim", "Add a not-before claim equal to iat.", {"type": ["boolean", "null"]}),
+    "client_auth": _field(
+        "Client authentication",
+        "How the client authenticates at the token endpoint; default client_secret_post when a secret is set.",
+        {
+            "type": ["string", "null"],
+            "enum": [None, "none", "client_secret_post", "client_secret_basic", "private_key_jwt"],
+        },
+    ),
+    "auth_params": _field(
+        "Extra token request fields",
+        'JSON object added to the token request form, e.g. {"resource": "..."}.',
+        {"type": ["object", "null"]},
+    ),
+    "timeout": _field("HTTP timeout (s)", "For token and API calls; default 30.", {"type": ["number", "null"]}),
+    "verify": _field("TLS verification", "true (default), false, or the path of a CA bundle."),
+    "proxies": _field("Proxies", 'Proxy URL, or JSON object like {"https": "http://proxy:3128"}.', _SECRET),
+}
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "airflow-jwt-provider",
+        "name": "JWT Bearer (OAuth 2.0 RFC 7523)",
+        "description": "Call APIs server-to-server with access tokens from the OAuth 2.0 JWT Bearer grant.",
+        "integrations": [
+            {
+                "integration-name": "OAuth 2.0 JWT Bearer",
+                "external-doc-url": "https://datatracker.ietf.org/doc/html/rfc7523",
+                "tags": ["protocol"],
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": "OAuth 2.0 JWT Bearer",
+                "python-modules": ["airflow_jwt_provider.hooks.jwt_bearer"],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": "OAuth 2.0 JWT Bearer",
+                "python-modules": ["airflow_jwt_provider.operators.http"],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": "OAuth 2.0 JWT Bearer",
+                "python-modules": ["airflow_jwt_provider.sensors.http"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "OAuth 2.0 JWT Bearer",
+                "python-modules": ["airflow_jwt_provider.triggers.http"],
+            }
+        ],
+        "connection-types": [
+            {
+                "connection-type": "jwt_bearer",
+                "hook-class-name": "airflow_jwt_provider.hooks.jwt_bearer.JwtBearerHook",
+                "hook-name": "JWT Bearer (OAuth 2.0 RFC 7523)",
+                "conn-fields": CONN_FIELDS,
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema"],
+                    "relabeling": {"host": "API base URL", "login": "Client ID", "password": "Client secret"},
+                    "placeholders": {
+                        "host": "https://api.box.com/2.0",
+                        "login": "client id (the assertion's iss)",
+                        "password": "client secret (only if the vendor wants one)",
+                    },
+                },
+            }
+        ],
+    }

@@ -1,0 +1,514 @@
+"""Load the signing key (and its certificate) from a keystore, a PEM file or a Google JSON key.
+
+The format is detected from the content, never from the file name: Java 9+ ``keytool``
+writes PKCS#12 into ``something.jks`` unless told otherwise. Decrypting a keystore is
+slow (JCEKS: ~200 ms, any RSA key: ~30 ms for cryptography's key check), so loaded keys
+are cached per process by a digest of the material and the secrets that open it: two
+connections, hooks or tasks on the same keystore pay for one decryption.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+
+from airflow_jwt_provider.exceptions import KeystoreError
+from airflow_jwt_provider.pkcs12_entries import PfxStructureError, iter_key_bags
+from airflow_jwt_provider.settings import KeySource
+
+SigningPrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+
+JKS_MAGIC = b"\xfe\xed\xfe\xed"
+JCEKS_MAGIC = b"\xce\xce\xce\xce"
+MIN_RSA_BITS = 2048
+CERTIFICATE_WARNING_WINDOW = timedelta(days=30)
+
+_EC_ALGORITHMS = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
+_RSA_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
+
+
+@dataclass(frozen=True, repr=False)
+class SigningKey:
+    """A private key ready to sign, with what the keystore says about it.
+
+    ``issuer``, ``key_id`` and ``token_uri`` are filled from a Google service-account key
+    (``client_email``, ``private_key_id``, ``token_uri``); keystores leave them ``None``.
+    """
+
+    private_key: SigningPrivateKey
+    store_type: str
+    alias: str | None = None
+    certificate: x509.Certificate | None = None
+    issuer: str | None = None
+    key_id: str | None = None
+    token_uri: str | None = None
+    fingerprint: str = field(default="", init=False)
+
+    def __post_init__(self) -> None:
+        spki = self.private_key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        object.__setattr__(self, "fingerprint", hashlib.sha256(spki).hexdigest())
+
+    def __repr__(self) -> str:
+        return (
+            f"SigningKey(store_type={self.store_type!r}, alias={self.alias!r}, "
+            f"key={self.describe()}, fingerprint={self.fingerprint[:16]}…)"
+        )
+
+    def describe(self) -> str:
+        """A short human description, e.g. ``RSA-2048`` or ``EC-secp256r1``."""
+        key = self.private_key
+        if isinstance(key, rsa.RSAPrivateKey):
+            return f"RSA-{key.key_size}"
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            return f"EC-{key.curve.name}"
+        return "Ed25519"
+
+    @property
+    def default_algorithm(self) -> str:
+        """RSA → RS256, EC → ES256/384/512 by curve, Ed25519 → EdDSA."""
+        key = self.private_key
+        if isinstance(key, rsa.RSAPrivateKey):
+            return "RS256"
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            return _EC_ALGORITHMS[key.curve.name]
+        return "EdDSA"
+
+    def allowed_algorithms(self) -> tuple[str, ...]:
+        if isinstance(self.private_key, rsa.RSAPrivateKey):
+            return _RSA_ALGORITHMS
+        return (self.default_algorithm,)
+
+    def algorithm_for(self, requested: str | None) -> str:
+        """The JWS algorithm to sign with; a configured one must fit the key."""
+        if requested is None:
+            return self.default_algorithm
+        allowed = self.allowed_algorithms()
+        if requested not in allowed:
+            from airflow_jwt_provider.exceptions import JwtBearerConfigError
+
+            raise JwtBearerConfigError(
+                f"algorithm {requested} does not fit the {self.describe()} key; "
+                f"use one of {', '.join(allowed)} or remove the algorithm setting",
+                field="algorithm",
+            )
+        return requested
+
+    @property
+    def not_after(self) -> datetime | None:
+        """When the certificate expires (UTC); ``None`` without a certificate."""
+        return self.certificate.not_valid_after_utc if self.certificate is not None else None
+
+    def thumbprint(self, algorithm: hashes.HashAlgorithm) -> str:
+        """Base64url certificate thumbprint, for the ``x5t`` (SHA-1) and ``x5t#S256`` headers."""
+        if self.certificate is None:
+            raise KeystoreError(
+                "x5t needs the certificate of the signing key, and the key material has none; "
+                "use a keystore entry with its certificate or append the certificate to the PEM",
+                field="x5t",
+            )
+        digest = self.certificate.fingerprint(algorithm)
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+    def certificate_warning(self, now: datetime | None = None) -> str | None:
+        """Raise when the certificate has expired; return a warning when it expires within 30 days."""
+        not_after = self.not_after
+        if not_after is None:
+            return None
+        now = now or datetime.now(timezone.utc)
+        subject = self.certificate.subject.rfc4514_string() if self.certificate else ""
+        if not_after <= now:
+            raise KeystoreError(
+                f"The certificate of the signing key ({subject}, alias {self.alias!r}) expired on "
+                f"{not_after:%Y-%m-%d %H:%M} UTC; create a new key pair, register its certificate "
+                "with the authorization server and update the connection's keystore",
+                field="key_file",
+            )
+        if not_after - now <= CERTIFICATE_WARNING_WINDOW:
+            days = (not_after - now).days
+            return (
+                f"The certificate of the signing key ({subject}, alias {self.alias!r}) expires on "
+                f"{not_after:%Y-%m-%d} UTC, in {days} day(s); renew it and register the new one "
+                "with the authorization server"
+            )
+        return None
+
+
+@dataclass(frozen=True)
+class KeyRequest:
+    """What selects and opens a key: the material and its secrets (never shown in ``repr``)."""
+
+    source: KeySource
+    keystore_type: str | None = None
+    keystore_password: str | None = field(default=None, repr=False)
+    key_alias: str | None = None
+    key_password: str | None = field(default=None, repr=False)
+
+
+class _KeyCache:
+    """A small process-wide LRU of loaded keys, keyed by a digest of material and secrets."""
+
+    def __init__(self, max_entries: int = 64) -> None:
+        self._entries: OrderedDict[str, SigningKey] = OrderedDict()
+        self._lock = threading.Lock()
+        self._max_entries = max_entries
+        self.loads = 0  # how many times a key was really parsed/decrypted (benchmarks, tests)
+
+    def get_or_load(self, digest: str, load: Any) -> SigningKey:
+        with self._lock:  # loading is rare and slow: one at a time avoids double decryption
+            key = self._entries.get(digest)
+            if key is not None:
+                self._entries.move_to_end(digest)
+                return key
+            key = load()
+            self.loads += 1
+            self._entries[digest] = key
+            if len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
+            return key
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+KEY_CACHE = _KeyCache()
+
+
+def load_signing_key(request: KeyRequest) -> SigningKey:
+    """Return the signing key ``request`` designates, from the process cache when possible."""
+    material = _read_material(request.source)
+    digest = hashlib.sha256()
+    for part in (
+        material,
+        (request.keystore_type or "").encode(),
+        (request.keystore_password or "").encode(),
+        (request.key_alias or "").lower().encode(),
+        (request.key_password or "").encode(),
+    ):
+        digest.update(hashlib.sha256(part).digest())
+    return KEY_CACHE.get_or_load(digest.hexdigest(), lambda: _KeyLoader(request, material).load())
+
+
+def _read_material(source: KeySource) -> bytes:
+    if source.path is not None:
+        path = Path(source.path).expanduser()
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise KeystoreError(
+                f"key_file {source.path!r} does not exist on this machine; the path must be readable "
+                "by the Airflow worker (and by the api-server for the Test button)",
+                field="key_file",
+            ) from None
+        except OSError as exc:
+            raise KeystoreError(
+                f"key_file {source.path!r} cannot be read ({exc.strerror}); check its permissions",
+                field="key_file",
+            ) from None
+    text = (source.inline or "").strip()
+    if text.startswith(("-----BEGIN", "{")):
+        return text.encode("utf-8")
+    try:
+        return base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise KeystoreError(
+            "private_key is neither PEM text, a service-account JSON key nor base64-encoded keystore "
+            "bytes; paste the PEM as is, or encode a keystore with `base64 -w0 keystore.p12`",
+            field="private_key",
+        ) from None
+
+
+def detect_keystore_type(material: bytes) -> str | None:
+    """Name the format of ``material`` from its first bytes, or ``None`` when unknown."""
+    if material.startswith(JKS_MAGIC):
+        return "jks"
+    if material.startswith(JCEKS_MAGIC):
+        return "jceks"
+    if material[:1] == b"\x30":
+        return "pkcs12"
+    head = material.lstrip()[:64]
+    if head.startswith(b"{"):
+        return "google_json"
+    if b"-----BEGIN" in material[:4096]:
+        return "pem"
+    return None
+
+
+class _KeyLoader:
+    """Turns key material into a :class:`SigningKey`; one method per format."""
+
+    def __init__(self, request: KeyRequest, material: bytes) -> None:
+        self.request = request
+        self.material = material
+        self.field = request.source.field_name
+        self.where = f"{self.field} {request.source.path!r}" if request.source.path else "the inline private_key"
+
+    def error(self, problem: str, field_name: str | None = None) -> KeystoreError:
+        return KeystoreError(f"{self.where}: {problem}", field=field_name or self.field)
+
+    def load(self) -> SigningKey:
+        detected = detect_keystore_type(self.material)
+        if detected is None:
+            raise self.error(
+                "is not a keystore (JKS, JCEKS, PKCS#12), a PEM private key or a service-account "
+                "JSON key; check that the path or pasted value is the key material",
+            )
+        declared = self.request.keystore_type
+        if declared is not None and declared != detected:
+            raise self.error(
+                f"keystore_type says {declared!r} but the content is {detected!r} (Java 9+ keytool "
+                "writes PKCS#12 by default, whatever the file name); remove keystore_type to let "
+                f"the provider detect it, or set it to {detected!r}",
+                "keystore_type",
+            )
+        loader = getattr(self, f"_load_{detected}")
+        key: SigningKey = loader()
+        _check_key_strength(key, self.error)
+        return key
+
+    # -- formats ------------------------------------------------------------------------
+
+    def _load_pkcs12(self) -> SigningKey:
+        password = _password_bytes(self.request.keystore_password)
+        try:
+            bundle = pkcs12.load_pkcs12(self.material, password)
+        except ValueError:
+            raise self.error(
+                "cannot be opened: the keystore_password is wrong or the file is damaged "
+                "(PKCS#12 cannot tell the two apart)",
+                "keystore_password",
+            ) from None
+        certificates = [c for c in ([bundle.cert] if bundle.cert else []) + list(bundle.additional_certs)]
+        entries = self._pkcs12_key_entries(password, bundle)
+        alias, private_key = self._select(entries)
+        return SigningKey(
+            private_key=private_key,
+            store_type="pkcs12",
+            alias=alias,
+            certificate=_matching_certificate(private_key, [c.certificate for c in certificates]),
+        )
+
+    def _pkcs12_key_entries(self, password: bytes | None, bundle: Any) -> dict[str, Any]:
+        """alias → key; every entry when the PFX can be walked, else the one cryptography gives."""
+        try:
+            bags = list(iter_key_bags(self.material))
+        except (PfxStructureError, StopIteration, IndexError):
+            bags = []
+        # cryptography already decrypted the key that goes with its first certificate: reuse it.
+        loaded_alias = bundle.cert.friendly_name if bundle.cert and bundle.key is not None else None
+        entries: dict[str, Any] = {}
+        for index, bag in enumerate(bags):
+            alias = bag.alias or f"#{index + 1}"
+            known = loaded_alias is not None and bag.alias == loaded_alias.decode("utf-8", "replace")
+            entries[alias] = bundle.key if known else bag  # others are decrypted only if selected
+        if not entries and bundle.key is not None:
+            name = bundle.cert.friendly_name.decode() if bundle.cert and bundle.cert.friendly_name else "#1"
+            entries[name] = bundle.key
+        if not entries:
+            raise self.error("holds no private-key entry (only certificates); export the key pair too")
+        return {alias: self._lazy_pkcs12_key(value, password) for alias, value in entries.items()}
+
+    def _lazy_pkcs12_key(self, value: Any, password: bytes | None) -> Any:
+        if not hasattr(value, "der"):
+            return lambda: value
+
+        def decrypt() -> Any:
+            try:
+                return serialization.load_der_private_key(value.der, password if value.encrypted else None)
+            except (ValueError, TypeError):
+                raise self.error(
+                    "the key entry cannot be decrypted with the keystore_password", "keystore_password"
+                ) from None
+
+        return decrypt
+
+    def _load_jks(self) -> SigningKey:
+        return self._load_java_keystore("jks")
+
+    def _load_jceks(self) -> SigningKey:
+        return self._load_java_keystore("jceks")
+
+    def _load_java_keystore(self, store_type: str) -> SigningKey:
+        jks = _import_pyjks(self.where, store_type, self.request.source.path)
+        try:
+            store = jks.KeyStore.loads(self.material, self.request.keystore_password or "", try_decrypt_keys=False)
+        except jks.util.KeystoreSignatureException:
+            raise self.error(
+                f"the {store_type.upper()} keystore cannot be opened: the keystore_password is wrong "
+                "or the file is damaged",
+                "keystore_password",
+            ) from None
+        except Exception as exc:  # pyjks raises assorted errors on truncated input
+            raise self.error(
+                f"is not a readable {store_type.upper()} keystore ({type(exc).__name__}); "
+                "the file looks truncated or damaged"
+            ) from None
+        key_password = self.request.key_password or self.request.keystore_password or ""
+
+        def opener(entry: Any) -> Any:
+            def decrypt() -> Any:
+                try:
+                    if not entry.is_decrypted():
+                        entry.decrypt(key_password)
+                    return serialization.load_der_private_key(entry.pkey_pkcs8, None)
+                except jks.util.DecryptionFailureException:
+                    raise self.error(
+                        f"the key entry {entry.alias!r} cannot be decrypted: set key_password to the "
+                        "entry's password (it defaults to the keystore_password)",
+                        "key_password",
+                    ) from None
+
+            return decrypt
+
+        alias, private_key = self._select({a: opener(e) for a, e in store.private_keys.items()})
+        entry = store.private_keys[alias]
+        chain = [x509.load_der_x509_certificate(der) for _type, der in entry.cert_chain]
+        return SigningKey(
+            private_key=private_key,
+            store_type=store_type,
+            alias=alias,
+            certificate=_matching_certificate(private_key, chain),
+        )
+
+    def _load_pem(self) -> SigningKey:
+        text = self.material
+        password = _password_bytes(self.request.keystore_password)
+        try:
+            private_key = serialization.load_pem_private_key(text, password)
+        except TypeError as exc:
+            if "encrypted" in str(exc).lower() and password is None:
+                problem = "the PEM key is encrypted; set keystore_password to its passphrase"
+            else:
+                problem = "the PEM key is not encrypted; remove keystore_password"
+            raise self.error(problem, "keystore_password") from None
+        except ValueError:
+            raise self.error(
+                "the PEM private key cannot be read: the passphrase in keystore_password is wrong, "
+                "or the PEM is damaged or not a private key (a certificate or public key alone cannot sign)",
+                "keystore_password",
+            ) from None
+        except Exception:
+            raise self.error("the PEM private key uses an unsupported format or algorithm") from None
+        certificates = _pem_certificates(text)
+        return SigningKey(
+            private_key=private_key,  # type: ignore[arg-type]
+            store_type="pem",
+            certificate=_matching_certificate(private_key, certificates),
+        )
+
+    def _load_google_json(self) -> SigningKey:
+        try:
+            document = json.loads(self.material)
+        except ValueError:
+            raise self.error("is not valid JSON (expected a Google service-account key file)") from None
+        missing = [k for k in ("private_key", "client_email") if not document.get(k)]
+        if not isinstance(document, dict) or missing:
+            raise self.error(
+                f"is a JSON document without {', '.join(missing) or 'the service-account fields'}; "
+                "download a JSON key of the service account from the Google Cloud console"
+            )
+        try:
+            private_key = serialization.load_pem_private_key(document["private_key"].encode(), None)
+        except (ValueError, TypeError):
+            raise self.error("the private_key inside the service-account JSON cannot be read") from None
+        return SigningKey(
+            private_key=private_key,  # type: ignore[arg-type]
+            store_type="google_json",
+            issuer=document["client_email"],
+            key_id=document.get("private_key_id"),
+            token_uri=document.get("token_uri"),
+        )
+
+    # -- entry selection ----------------------------------------------------------------------
+
+    def _select(self, entries: dict[str, Any]) -> tuple[str, Any]:
+        """Pick the entry named by key_alias (case-insensitive), or the only one; then open it."""
+        if not entries:
+            raise self.error("holds no private-key entry; keytool -list shows what it contains")
+        wanted = self.request.key_alias
+        names = ", ".join(sorted(entries))
+        if wanted is None:
+            if len(entries) > 1:
+                raise self.error(
+                    f"holds several private-key entries ({names}); set key_alias to the one to sign with",
+                    "key_alias",
+                )
+            alias = next(iter(entries))
+        else:
+            by_folded = {a.lower(): a for a in entries}
+            alias = by_folded.get(wanted.lower())  # type: ignore[assignment]
+            if alias is None:
+                raise self.error(f"has no private-key entry {wanted!r}; its entries are: {names}", "key_alias")
+        return alias, entries[alias]()
+
+
+def _import_pyjks(where: str, store_type: str, path: str | None) -> Any:
+    try:
+        import jks  # type: ignore[import-untyped]
+    except ImportError:
+        source = path or "keystore.jks"
+        raise KeystoreError(
+            f"{where} is a {store_type.upper()} keystore, which needs the optional dependency: "
+            "pip install 'airflow-jwt-provider[jks]'. Or convert it to PKCS#12 once (no extra needed): "
+            f"keytool -importkeystore -srckeystore {source} -srcstoretype {store_type.upper()} "
+            f"-destkeystore {Path(source).stem}.p12 -deststoretype PKCS12",
+            field="keystore_type",
+        ) from None
+    return jks
+
+
+def _password_bytes(password: str | None) -> bytes | None:
+    return password.encode("utf-8") if password else None
+
+
+def _pem_certificates(text: bytes) -> list[x509.Certificate]:
+    if b"-----BEGIN CERTIFICATE-----" not in text:
+        return []
+    try:
+        return x509.load_pem_x509_certificates(text)
+    except ValueError:
+        return []
+
+
+def _matching_certificate(private_key: Any, certificates: list[x509.Certificate]) -> x509.Certificate | None:
+    """The certificate whose public key is ``private_key``'s (keystores order chains leaf first)."""
+    wanted = private_key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    for certificate in certificates:
+        spki = certificate.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        if spki == wanted:
+            return certificate
+    return None
+
+
+def _check_key_strength(key: SigningKey, error: Any) -> None:
+    private_key = key.private_key
+    if isinstance(private_key, rsa.RSAPrivateKey):
+        if private_key.key_size < MIN_RSA_BITS:
+            raise error(
+                f"the RSA key has {private_key.key_size} bits; RFC 7518 requires at least {MIN_RSA_BITS}. "
+                "Generate a new key pair (keytool -genkeypair -keyalg RSA -keysize 2048 ...)"
+            )
+    elif isinstance(private_key, ec.EllipticCurvePrivateKey):
+        if private_key.curve.name not in _EC_ALGORITHMS:
+            raise error(f"the EC key is on curve {private_key.curve.name}; JWS signs with P-256, P-384 or P-521 only")
+    elif not isinstance(private_key, ed25519.Ed25519PrivateKey):
+        raise error(f"the key type {type(private_key).__name__} cannot sign a JWT here; use RSA, EC or Ed25519")

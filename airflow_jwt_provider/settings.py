@@ -1,0 +1,458 @@
+"""Parse a ``jwt_bearer`` connection once into a typed, validated :class:`JwtBearerSettings`.
+
+Everything downstream (key loading, assertion minting, the token client) reads this
+object and never the raw connection, so a setting is checked in exactly one place and
+every error can name the field at fault. A connection saved from the Airflow 3 form
+stores every declared field, ``null`` when left empty: ``None`` and ``""`` mean *unset*.
+Connections defined as URIs carry every extra as a string, so numbers, booleans and
+objects are also accepted in their string form.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from airflow_jwt_provider.exceptions import JwtBearerConfigError
+from airflow_jwt_provider.presets import Preset, get_preset
+from airflow_jwt_provider.secrets import mask_secret_value
+
+JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+CLIENT_CREDENTIALS_GRANT = "client_credentials"
+
+SIGNING_ALGORITHMS = (
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "EdDSA",
+)
+KEYSTORE_TYPES = ("jks", "jceks", "pkcs12", "pem", "google_json")
+CLIENT_AUTH_METHODS = ("none", "client_secret_post", "client_secret_basic", "private_key_jwt")
+#: Claims the provider sets itself; ``claims`` may not override them.
+RESERVED_CLAIMS = frozenset({"iss", "sub", "aud", "iat", "exp", "jti", "nbf"})
+
+_FORM_PREFIX = "extra__jwt_bearer__"
+DEFAULT_LIFETIME = 60
+DEFAULT_TIMEOUT = 30.0
+
+#: Every extra key the connection accepts. Anything else is a typo or a misunderstanding,
+#: and is refused rather than ignored (or, worse, sent as an HTTP header).
+EXTRA_KEYS = (
+    "auth_url",
+    "key_file",
+    "private_key",
+    "keystore_password",
+    "key_alias",
+    "key_password",
+    "keystore_type",
+    "issuer",
+    "subject",
+    "audience",
+    "lifetime",
+    "claims",
+    "scope",
+    "algorithm",
+    "key_id",
+    "x5t",
+    "nbf",
+    "client_auth",
+    "auth_params",
+    "preset",
+    "timeout",
+    "verify",
+    "proxies",
+)
+
+
+class ConnectionLike(Protocol):
+    """What settings need of an Airflow ``Connection`` (so tests and triggers can pass their own)."""
+
+    conn_id: str
+    host: str | None
+    login: str | None
+    password: str | None
+    schema: str | None
+    port: int | None
+
+    @property
+    def extra_dejson(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class KeySource:
+    """Where the key material comes from: a file path, or the material itself inline.
+
+    ``repr`` never shows inline material.
+    """
+
+    path: str | None = None
+    inline: str | None = field(default=None, repr=False)
+
+    @property
+    def field_name(self) -> str:
+        return "key_file" if self.path is not None else "private_key"
+
+
+@dataclass(frozen=True)
+class JwtBearerSettings:
+    """The validated settings of one ``jwt_bearer`` connection.
+
+    Secrets are excluded from ``repr`` so that logging the object is harmless.
+    """
+
+    conn_id: str
+    key_source: KeySource
+    auth_url: str | None = None
+    api_base_url: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    keystore_password: str | None = field(default=None, repr=False)
+    key_alias: str | None = None
+    key_password: str | None = field(default=None, repr=False)
+    keystore_type: str | None = None
+    issuer: str | None = None
+    subject: str | None = None
+    audience: str | tuple[str, ...] | None = None
+    lifetime: int = DEFAULT_LIFETIME
+    claims: Mapping[str, Any] = field(default_factory=dict)
+    scope: str | None = None
+    algorithm: str | None = None
+    key_id: str | None = None
+    x5t: bool = False
+    nbf: bool = False
+    client_auth: str = "none"
+    auth_params: Mapping[str, str] = field(default_factory=dict)
+    preset: Preset | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    verify: bool | str = True
+    proxies: Mapping[str, str] | None = None
+
+    @property
+    def grant_type(self) -> str:
+        """The grant used when no assertion is handed in: the preset's, else RFC 7523's."""
+        return self.preset.grant_type if self.preset else JWT_BEARER_GRANT
+
+    @property
+    def scope_in_assertion(self) -> bool:
+        """Google and DocuSign read the scope from a ``scope`` claim, not from the form."""
+        return bool(self.preset and self.preset.scope_in_assertion)
+
+    @classmethod
+    def from_connection(cls, conn: ConnectionLike) -> JwtBearerSettings:
+        """Validate ``conn`` and return its settings, or raise :class:`JwtBearerConfigError`."""
+        return _SettingsParser(conn).parse()
+
+
+class _SettingsParser:
+    """One-shot parser; keeps the connection id at hand for error messages."""
+
+    def __init__(self, conn: ConnectionLike) -> None:
+        self.conn = conn
+        self.conn_id = conn.conn_id
+        try:
+            extra = conn.extra_dejson
+        except Exception as exc:  # Airflow raises a bare error on invalid JSON
+            raise self.error("extra", "is not valid JSON; fix the connection's Extra field") from exc
+        if not isinstance(extra, Mapping):
+            raise self.error("extra", "must be a JSON object of the keys listed in the README")
+        # Older Airflow forms prefixed extras with ``extra__<conn_type>__``; accept both spellings.
+        self.extra: dict[str, Any] = {k.removeprefix(_FORM_PREFIX): v for k, v in extra.items() if not _is_unset(v)}
+
+    def error(self, field_name: str, problem: str) -> JwtBearerConfigError:
+        return JwtBearerConfigError(f"Connection {self.conn_id!r}: {field_name} {problem}.", field=field_name)
+
+    def parse(self) -> JwtBearerSettings:
+        self._refuse_unknown_keys()
+        preset = self._preset()
+        if preset is not None:
+            for key, value in preset.defaults.items():
+                self.extra.setdefault(key, value)
+            if preset.auth_url_from_host and "auth_url" not in self.extra and self.conn.host:
+                self.extra["auth_url"] = preset.auth_url_from_host(self._api_base_url() or "")
+
+        client_id = _clean(self.conn.login)
+        client_secret = _clean(self.conn.password)
+        key_source = self._key_source()
+        keystore_password = self._str("keystore_password")
+        key_password = self._str("key_password")
+        for secret in (client_secret, keystore_password, key_password, key_source.inline):
+            mask_secret_value(secret)
+
+        client_auth = self._choice("client_auth", CLIENT_AUTH_METHODS) or (
+            "client_secret_post" if client_secret else "none"
+        )
+        if client_auth.startswith("client_secret") and not client_secret:
+            raise self.error(
+                "password",
+                f"(the client secret) is empty, but client_auth is {client_auth!r}; "
+                "enter the client secret in the Password field or set client_auth to 'none'",
+            )
+        if client_auth == "private_key_jwt" and not client_id:
+            raise self.error("login", "(the client id) is required when client_auth is 'private_key_jwt'")
+
+        settings = JwtBearerSettings(
+            conn_id=self.conn_id,
+            key_source=key_source,
+            auth_url=self._url("auth_url"),
+            api_base_url=self._api_base_url(),
+            client_id=client_id,
+            client_secret=client_secret,
+            keystore_password=keystore_password,
+            key_alias=self._str("key_alias"),
+            key_password=key_password,
+            keystore_type=self._choice("keystore_type", KEYSTORE_TYPES, lower=True),
+            issuer=self._str("issuer"),
+            subject=self._str("subject"),
+            audience=self._audience(),
+            lifetime=self._int("lifetime", DEFAULT_LIFETIME, minimum=1, maximum=86400),
+            claims=self._claims(),
+            scope=self._scope(),
+            algorithm=self._choice("algorithm", SIGNING_ALGORITHMS),
+            key_id=self._str("key_id"),
+            x5t=self._bool("x5t", False),
+            nbf=self._bool("nbf", False),
+            client_auth=client_auth,
+            auth_params=self._string_map("auth_params"),
+            preset=preset,
+            timeout=self._float("timeout", DEFAULT_TIMEOUT),
+            verify=self._verify(),
+            proxies=self._proxies(),
+        )
+        if settings.auth_url is None and settings.keystore_type != "google_json":
+            raise self.error(
+                "auth_url",
+                "(the token endpoint URL) is required; set it in Extra, e.g. "
+                '"auth_url": "https://login.example.com/oauth2/token", or choose a preset that fills it',
+            )
+        if not (settings.client_id or settings.issuer or settings.keystore_type == "google_json"):
+            raise self.error(
+                "login",
+                "(the client id) is empty; enter it in the Login field (it is the assertion's issuer "
+                "unless the issuer extra says otherwise)",
+            )
+        if preset is not None:
+            preset.check(settings, self.error)
+        return settings
+
+    # -- one method per kind of value -------------------------------------------------
+
+    def _refuse_unknown_keys(self) -> None:
+        unknown = sorted(set(self.extra) - set(EXTRA_KEYS))
+        if not unknown:
+            return
+        key = unknown[0]
+        close = difflib.get_close_matches(key, EXTRA_KEYS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; accepted keys: {', '.join(EXTRA_KEYS)}"
+        raise self.error(f"extra key {key!r}", f"is not a jwt_bearer setting{hint}")
+
+    def _preset(self) -> Preset | None:
+        name = self._str("preset")
+        if name is None:
+            return None
+        try:
+            return get_preset(name)
+        except KeyError as exc:
+            raise self.error("preset", str(exc.args[0])) from None
+
+    def _key_source(self) -> KeySource:
+        path = self._str("key_file")
+        inline = self.extra.get("private_key")
+        if inline is not None and not isinstance(inline, str):
+            if isinstance(inline, Mapping):  # a service-account JSON pasted as an object
+                inline = json.dumps(inline)
+            else:
+                raise self.error("private_key", "must be text: PEM, base64 keystore bytes or JSON")
+        if path and inline:
+            raise self.error("key_file", "and private_key are both set; keep only one key source")
+        if not path and not inline:
+            raise self.error(
+                "key_file",
+                "is not set and neither is private_key; give the path of the keystore or PEM key "
+                "in key_file, or paste the key material into private_key",
+            )
+        return KeySource(path=path) if path else KeySource(inline=inline)
+
+    def _api_base_url(self) -> str | None:
+        host = _clean(self.conn.host)
+        if host is None:
+            return None
+        if "://" not in host:
+            schema = _clean(self.conn.schema) or "https"
+            host = f"{schema}://{host}"
+        if self.conn.port and ":" not in host.split("://", 1)[1].split("/", 1)[0]:
+            scheme, rest = host.split("://", 1)
+            authority, _, path = rest.partition("/")
+            host = f"{scheme}://{authority}:{self.conn.port}" + (f"/{path}" if path else "")
+        return host.rstrip("/")
+
+    def _str(self, key: str) -> str | None:
+        value = self.extra.get(key)
+        if value is None:
+            return None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        if not isinstance(value, str):
+            raise self.error(key, f"must be a string, not {type(value).__name__}")
+        return _clean(value)
+
+    def _url(self, key: str) -> str | None:
+        value = self._str(key)
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise self.error(key, f"must be an absolute http(s) URL, got {value!r}")
+        return value
+
+    def _choice(self, key: str, allowed: tuple[str, ...], *, lower: bool = False) -> str | None:
+        value = self._str(key)
+        if value is None:
+            return None
+        by_folded = {a.lower(): a for a in allowed}
+        chosen = by_folded.get(value.lower())
+        if chosen is None:
+            raise self.error(key, f"is {value!r}; use one of: {', '.join(allowed)}")
+        return chosen.lower() if lower else chosen
+
+    def _int(self, key: str, default: int, *, minimum: int, maximum: int) -> int:
+        value = self.extra.get(key)
+        if value is None:
+            return default
+        try:
+            number = int(value) if not isinstance(value, bool) else None
+        except (TypeError, ValueError):
+            number = None
+        if number is None or (isinstance(value, float) and value != number):
+            raise self.error(key, f"must be a whole number of seconds, got {value!r}")
+        if not minimum <= number <= maximum:
+            raise self.error(key, f"must be between {minimum} and {maximum}, got {number}")
+        return number
+
+    def _float(self, key: str, default: float) -> float:
+        value = self.extra.get(key)
+        if value is None:
+            return default
+        try:
+            number = float(value) if not isinstance(value, bool) else -1.0
+        except (TypeError, ValueError):
+            number = -1.0
+        if number <= 0:
+            raise self.error(key, f"must be a positive number of seconds, got {value!r}")
+        return number
+
+    def _bool(self, key: str, default: bool) -> bool:
+        value = self.extra.get(key)
+        if value is None:
+            return default
+        parsed = _parse_bool(value)
+        if parsed is None:
+            raise self.error(key, f"must be true or false, got {value!r}")
+        return parsed
+
+    def _json_value(self, key: str) -> Any:
+        value = self.extra.get(key)
+        if isinstance(value, str) and value.strip()[:1] in ("{", "["):
+            try:
+                return json.loads(value)
+            except ValueError:
+                raise self.error(key, "is not valid JSON") from None
+        return value
+
+    def _object(self, key: str) -> dict[str, Any]:
+        value = self._json_value(key)
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise self.error(key, 'must be a JSON object, e.g. {"name": "value"}')
+        return dict(value)
+
+    def _string_map(self, key: str) -> dict[str, str]:
+        value = self._object(key)
+        for name, item in value.items():
+            if not isinstance(item, (str, int, float)) or isinstance(item, bool):
+                raise self.error(f"{key}.{name}", "must be a string or a number")
+        return {name: str(item) for name, item in value.items()}
+
+    def _claims(self) -> dict[str, Any]:
+        claims = self._object("claims")
+        reserved = sorted(RESERVED_CLAIMS & set(claims))
+        if reserved:
+            name = reserved[0]
+            dedicated = {"iss": "issuer", "sub": "subject", "aud": "audience", "exp": "lifetime"}
+            advice = (
+                f"use the {dedicated[name]!r} setting instead"
+                if name in dedicated
+                else "the provider sets it on every assertion"
+            )
+            raise self.error(f"claims.{name}", f"is a registered claim that cannot be set here; {advice}")
+        return claims
+
+    def _audience(self) -> str | tuple[str, ...] | None:
+        value = self._json_value("audience")
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return _clean(value)
+        if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+            return tuple(value) if len(value) > 1 else value[0]
+        raise self.error("audience", "must be a string or a non-empty list of strings")
+
+    def _scope(self) -> str | None:
+        value = self._json_value("scope")
+        if isinstance(value, list):
+            if not all(isinstance(v, str) for v in value):
+                raise self.error("scope", "must be a string or a list of strings")
+            return " ".join(value) or None
+        return self._str("scope")
+
+    def _verify(self) -> bool | str:
+        value = self.extra.get("verify")
+        if value is None:
+            return True
+        parsed = _parse_bool(value)
+        if parsed is not None:
+            return parsed
+        if isinstance(value, str):
+            return value  # a CA bundle path, as requests accepts
+        raise self.error("verify", "must be true, false or the path of a CA bundle")
+
+    def _proxies(self) -> dict[str, str] | None:
+        value = self._json_value("proxies")
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return {"http": value, "https": value}
+        if isinstance(value, Mapping) and all(isinstance(v, str) for v in value.values()):
+            return dict(value)
+        raise self.error("proxies", 'must be a proxy URL or an object like {"https": "http://proxy:3128"}')
+
+
+def _is_unset(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _clean(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def _parse_bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        folded = value.strip().lower()
+        if folded in ("true", "1", "yes", "on"):
+            return True
+        if folded in ("false", "0", "no", "off"):
+            return False
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    return None

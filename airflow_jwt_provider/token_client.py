@@ -1,0 +1,273 @@
+"""POST token requests (RFC 7523 §2.1/§2.2, RFC 6749 §4.4) and parse the answers (RFC 6749 §5).
+
+The client takes an *assertion factory*, not an assertion: a retried request after a
+network error or a 503 is signed anew, so no ``jti`` is ever sent twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import requests
+from requests.auth import HTTPBasicAuth
+
+from airflow_jwt_provider.access_token import AccessToken
+from airflow_jwt_provider.exceptions import TokenEndpointError
+from airflow_jwt_provider.secrets import mask_secret_value
+
+log = logging.getLogger(__name__)
+
+CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+#: Statuses worth one more try with a fresh assertion; anything else is final.
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+_TIME_WORDS = ("exp", "iat", "nbf", "expired", "not yet valid", "clock", "time", "future", "lifetime")
+
+
+@dataclass(frozen=True)
+class ClientAuthentication:
+    """How the client authenticates at the token endpoint (RFC 6749 §2.3, RFC 7523 §2.2)."""
+
+    method: str = "none"
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    client_assertion: Callable[[], str] | None = field(default=None, repr=False)
+
+    def apply(self, form: dict[str, str]) -> HTTPBasicAuth | None:
+        """Add this method's fields to ``form``; return the HTTP auth to send, if any."""
+        if self.method == "client_secret_post":
+            form["client_id"] = self.client_id or ""
+            form["client_secret"] = self.client_secret or ""
+        elif self.method == "client_secret_basic":
+            from urllib.parse import quote
+
+            # RFC 6749 §2.3.1: form-urlencode id and secret before Basic encoding.
+            return HTTPBasicAuth(quote(self.client_id or "", safe=""), quote(self.client_secret or "", safe=""))
+        elif self.method == "private_key_jwt":
+            assert self.client_assertion is not None
+            if self.client_id:
+                form["client_id"] = self.client_id
+            form["client_assertion_type"] = CLIENT_ASSERTION_TYPE
+            form["client_assertion"] = self.client_assertion()
+        return None
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """HTTP options shared by token and API calls."""
+
+    timeout: float = 30.0
+    verify: bool | str = True
+    proxies: Mapping[str, str] | None = None
+
+
+class TokenClient:
+    """Talks to one token endpoint.
+
+    :param max_attempts: attempts for retryable failures (connection errors, 429, 5xx),
+        each with a new assertion and an exponential pause (honouring ``Retry-After``).
+    """
+
+    def __init__(
+        self,
+        token_url: str,
+        client_auth: ClientAuthentication,
+        http: HttpSettings | None = None,
+        *,
+        session: requests.Session | None = None,
+        max_attempts: int = 3,
+        backoff: float = 0.5,
+    ) -> None:
+        self.token_url = token_url
+        self.client_auth = client_auth
+        self.http = http or HttpSettings()
+        self.session = session or requests.Session()
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self.requests_made = 0
+
+    def fetch(
+        self,
+        grant_type: str,
+        *,
+        assertion: Callable[[], str] | None = None,
+        scope: str | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> AccessToken:
+        """Request a token; raise :class:`TokenEndpointError` with what went wrong and what to do."""
+        for attempt in range(1, self.max_attempts + 1):
+            form: dict[str, str] = {"grant_type": grant_type}
+            if assertion is not None:
+                form["assertion"] = assertion()
+            if scope:
+                form["scope"] = scope
+            form.update(params or {})
+            http_auth = self.client_auth.apply(form)
+            try:
+                response = self._post(form, http_auth)
+            except TokenEndpointError:
+                if attempt == self.max_attempts:
+                    raise
+                self._pause(attempt, None)
+                continue
+            if response.status_code in RETRYABLE_STATUSES and attempt < self.max_attempts:
+                log.warning(
+                    "Token endpoint %s answered HTTP %s; retrying (%d/%d)",
+                    self.token_url,
+                    response.status_code,
+                    attempt,
+                    self.max_attempts,
+                )
+                self._pause(attempt, response.headers.get("Retry-After"))
+                continue
+            return self._parse(response)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _post(self, form: dict[str, str], http_auth: HTTPBasicAuth | None) -> requests.Response:
+        self.requests_made += 1
+        try:
+            return self.session.post(
+                self.token_url,
+                data=form,
+                auth=http_auth,
+                headers={"Accept": "application/json"},
+                timeout=self.http.timeout,
+                verify=self.http.verify,
+                proxies=dict(self.http.proxies) if self.http.proxies else None,
+                allow_redirects=False,
+            )
+        except requests.exceptions.SSLError:
+            raise TokenEndpointError(
+                f"TLS verification failed for auth_url {self.token_url}; if the server uses a private "
+                "CA, set the connection's verify extra to the path of its CA bundle"
+            ) from None
+        except requests.exceptions.Timeout:
+            raise TokenEndpointError(
+                f"The token endpoint {self.token_url} did not answer within {self.http.timeout} s; "
+                "check auth_url and the network, or raise the timeout extra"
+            ) from None
+        except requests.exceptions.RequestException as exc:
+            raise TokenEndpointError(
+                f"Cannot reach the token endpoint {self.token_url} ({type(exc).__name__}); "
+                "check auth_url, DNS, proxies and firewalls"
+            ) from None
+
+    def _pause(self, attempt: int, retry_after: str | None) -> None:
+        delay = self.backoff * 2 ** (attempt - 1)
+        if retry_after and retry_after.isdigit():
+            delay = min(float(retry_after), 30.0)
+        time.sleep(delay)
+
+    def _parse(self, response: requests.Response) -> AccessToken:
+        content_type = response.headers.get("Content-Type", "")
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            if 300 <= response.status_code < 400:
+                problem = f"redirected to {response.headers.get('Location', '?')}; auth_url is probably wrong"
+            else:
+                problem = "a proxy or load balancer may have answered instead of the authorization server"
+            raise TokenEndpointError(
+                f"The token endpoint {self.token_url} answered HTTP {response.status_code} with "
+                f"{content_type or 'no content type'}, not a JSON token response: {problem}",
+                status=response.status_code,
+            )
+        if response.status_code != 200 or "error" in body:
+            raise self._error(response, body)
+        return self._token(response, body)
+
+    def _token(self, response: requests.Response, body: dict[str, Any]) -> AccessToken:
+        access_token = body.get("access_token")
+        if not isinstance(access_token, str) or not access_token:
+            raise TokenEndpointError(
+                f"The token endpoint {self.token_url} answered HTTP 200 without an access_token "
+                f"(fields: {', '.join(sorted(body)) or 'none'})",
+                status=response.status_code,
+            )
+        mask_secret_value(access_token)
+        issued_at = datetime.now(timezone.utc)
+        expires_in = body.get("expires_in")
+        expires_at = None
+        try:
+            if expires_in is not None and float(expires_in) > 0:
+                expires_at = issued_at + timedelta(seconds=float(expires_in))
+        except (TypeError, ValueError):
+            log.warning("Ignoring a non-numeric expires_in from %s", self.token_url)
+        known = {"access_token", "token_type", "expires_in", "scope", "refresh_token", "id_token"}
+        return AccessToken(
+            access_token=access_token,
+            token_type=str(body.get("token_type") or "Bearer"),
+            expires_at=expires_at,
+            scope=body.get("scope"),
+            issued_at=issued_at,
+            extra={k: v for k, v in body.items() if k not in known},
+        )
+
+    def _error(self, response: requests.Response, body: dict[str, Any]) -> TokenEndpointError:
+        error = str(body.get("error") or "unknown_error")
+        description = str(body.get("error_description") or "")[:500] or None
+        error_uri = body.get("error_uri")
+        hint = self._hint(error, description, response)
+        message = f"The token endpoint {self.token_url} refused the request: HTTP {response.status_code} {error}"
+        if description:
+            message += f": {description}"
+        if hint:
+            message += f". {hint}"
+        return TokenEndpointError(
+            message,
+            status=response.status_code,
+            error=error,
+            error_description=description,
+            error_uri=str(error_uri) if error_uri else None,
+            hint=hint,
+        )
+
+    def _hint(self, error: str, description: str | None, response: requests.Response) -> str | None:
+        text = (description or "").lower()
+        if error == "invalid_client":
+            return (
+                "Check the client id (Login) and the client secret (Password), and client_auth: "
+                f"{self.client_auth.method!r} is in use"
+            )
+        if error == "invalid_grant" and any(word in text for word in _TIME_WORDS):
+            offset = clock_offset(response)
+            if offset is not None and abs(offset) >= 5:
+                direction = "ahead of" if offset < 0 else "behind"
+                return (
+                    f"This machine's clock is {abs(offset):.0f} s {direction} the server's (from its "
+                    "Date header): synchronise it with NTP, or shorten/lengthen lifetime accordingly"
+                )
+            if offset is not None:
+                return (
+                    f"The clocks agree within {abs(offset):.0f} s, so check lifetime against the "
+                    "server's maximum assertion lifetime"
+                )
+            return "Check this machine's clock (NTP) and the lifetime setting"
+        if error == "invalid_grant":
+            return "Check issuer, subject, audience and that the certificate registered with the server matches the key"
+        if error == "invalid_scope":
+            return "Check the scope setting against what the client is allowed"
+        if error == "unauthorized_client":
+            return "The client is not allowed this grant type; enable the JWT bearer flow for it on the server"
+        return None
+
+
+def clock_offset(response: requests.Response) -> float | None:
+    """Server time minus local time, in seconds, from the response's ``Date`` header."""
+    date = response.headers.get("Date")
+    if not date:
+        return None
+    try:
+        server_now = parsedate_to_datetime(date)
+    except (TypeError, ValueError):
+        return None
+    if server_now.tzinfo is None:
+        server_now = server_now.replace(tzinfo=timezone.utc)
+    return (server_now - datetime.now(timezone.utc)).total_seconds()
