@@ -168,7 +168,8 @@ class _SettingsParser:
         self.extra: dict[str, Any] = {k.removeprefix(_FORM_PREFIX): v for k, v in extra.items() if not _is_unset(v)}
 
     def error(self, field_name: str, problem: str) -> JwtBearerConfigError:
-        return JwtBearerConfigError(f"Connection {self.conn_id!r}: {field_name} {problem}.", field=field_name)
+        end = "" if problem.endswith((".", "?")) else "."
+        return JwtBearerConfigError(f"Connection {self.conn_id!r}: {field_name} {problem}{end}", field=field_name)
 
     def parse(self) -> JwtBearerSettings:
         self._refuse_unknown_keys()
