@@ -14,12 +14,13 @@ from airflow.sdk.log import mask_secret
 #: Lines shorter than this (PEM armour, short JSON fragments) are not worth masking
 #: on their own and would blank out ordinary words in the logs.
 _MIN_LINE_LENGTH = 16
+_MIN_MASKABLE = 5
 
 
 def mask_secret_value(value: str | None) -> None:
     """Mask ``value`` in every log line from now on; no-op for ``None`` and empty values."""
-    if not value:
-        return
+    if not value or len(value) < _MIN_MASKABLE:
+        return  # Airflow refuses to mask such short values (and warns about it)
     mask_secret(value)
     if "\n" in value:
         for line in value.splitlines():

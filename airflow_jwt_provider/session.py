@@ -42,6 +42,6 @@ class JwtBearerSession(requests.Session):
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         kwargs.setdefault("timeout", self.default_timeout)
-        if isinstance(url, str) and not url.startswith(("http://", "https://")) and self.base_url:
+        if isinstance(url, str) and "://" not in url and self.base_url:
             url = join_url(self.base_url, url)
         return super().request(method, url, *args, **kwargs)

@@ -286,8 +286,14 @@ class _SettingsParser:
         host = _clean(self.conn.host)
         if host is None:
             return None
-        if "://" not in host:
-            schema = _clean(self.conn.schema) or "https"
+        if "://" not in host:  # like the http provider: Schema is the URL scheme, https by default
+            schema = (_clean(self.conn.schema) or "https").lower()
+            if schema not in ("http", "https"):
+                raise self.error(
+                    "schema",
+                    f"is {schema!r} but must be http or https (the scheme of the API base URL); "
+                    "or put the whole base URL, e.g. https://api.example.com/v2, in Host",
+                )
             host = f"{schema}://{host}"
         if self.conn.port and ":" not in host.split("://", 1)[1].split("/", 1)[0]:
             scheme, rest = host.split("://", 1)

@@ -159,20 +159,23 @@ class JwtBearerHook(BaseHook):
     def run(
         self,
         endpoint: str | None = None,
+        data: Any = None,
+        headers: Mapping[str, str] | None = None,
+        extra_options: Mapping[str, Any] | None = None,
+        *,
         method: str | None = None,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
-        data: Any = None,
-        headers: Mapping[str, str] | None = None,
-        *,
         subject: str | None = None,
         scope: str | None = None,
         claims: Mapping[str, Any] | None = None,
-        extra_options: Mapping[str, Any] | None = None,
         check_response: bool = True,
         **kwargs: Any,
     ) -> requests.Response:
         """Send one request to ``endpoint`` (relative to the connection's host, or absolute).
+
+        The positional parameters are ``HttpHook.run``'s, in its order: the http provider's
+        ``HttpOperator`` calls ``hook.run(endpoint, data, headers, extra_options)`` positionally.
 
         Raises :class:`ApiResponseError` for an HTTP error status unless ``check_response`` is
         false (``extra_options={"check_response": False}`` in ``HttpOperator`` terms).

@@ -1,0 +1,160 @@
+"""Shared fixtures: an isolated Airflow home, keytool-made keystores, the local authorization server.
+
+Airflow reads its configuration at import time, so the environment is set here, before any
+test module imports Airflow. Every run gets its own ``AIRFLOW_HOME`` (SQLite) in a temporary
+folder; nothing from the developer's own Airflow is touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="jwt-provider-airflow-"))
+DAGS_FOLDER = AIRFLOW_HOME / "dags"
+DAGS_FOLDER.mkdir()
+
+os.environ["AIRFLOW_HOME"] = str(AIRFLOW_HOME)
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS_FOLDER)
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}"
+os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
+
+from devserver import keystores as ks  # noqa: E402 (after the environment is set)
+from devserver.server import LocalAuthorizationServer  # noqa: E402
+
+CLIENT_ID = "test-client"
+CLIENT_SECRET = "s3cr3t-client-secret-value"
+STORE_PASSWORD = "store-pass-123"
+KEY_PASSWORD = "key-pass-456"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(AIRFLOW_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated SQLite metadata database (needed by ``dag.test()``)."""
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        check=True,
+        capture_output=True,
+        env=os.environ.copy(),
+        timeout=300,
+    )
+    return AIRFLOW_HOME
+
+
+@pytest.fixture(scope="session")
+def keystore_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("keystores")
+
+
+@pytest.fixture(scope="session")
+def keystores(keystore_dir: Path) -> dict[str, ks.Keystore]:
+    """Keystores made by keytool at test time (certificates expire: nothing is committed)."""
+    if not ks.have_keytool():
+        pytest.fail("keytool is required by the tests: install a JRE (Debian: default-jre-headless)")
+    d = keystore_dir
+    stores = {
+        # keytool's default store type (PKCS#12 on Java 9+), in a file named .jks on purpose
+        "default": ks.make_keystore(d, "default", store_password=STORE_PASSWORD, alias="Signing"),
+        "jks": ks.make_keystore(
+            d, "rsa-jks", store_type="jks", store_password=STORE_PASSWORD, key_password=KEY_PASSWORD
+        ),
+        "jceks": ks.make_keystore(
+            d,
+            "ec-jceks",
+            store_type="jceks",
+            key_algorithm="EC",
+            curve="secp384r1",
+            store_password=STORE_PASSWORD,
+            key_password=KEY_PASSWORD,
+        ),
+        "pkcs12_multi": ks.make_keystore(
+            d,
+            "multi",
+            store_type="pkcs12",
+            store_password=STORE_PASSWORD,
+            alias="Primary",
+            extra_aliases=("secondary",),
+        ),
+        "ec256": ks.make_keystore(
+            d, "ec256", store_type="pkcs12", key_algorithm="EC", curve="secp256r1", store_password=STORE_PASSWORD
+        ),
+        "ec521": ks.make_keystore(
+            d, "ec521", store_type="pkcs12", key_algorithm="EC", curve="secp521r1", store_password=STORE_PASSWORD
+        ),
+        "ed25519": ks.make_keystore(
+            d, "ed25519", store_type="pkcs12", key_algorithm="Ed25519", store_password=STORE_PASSWORD
+        ),
+        "pem_pkcs8": ks.make_pem_key(d, "pkcs8", key_algorithm="RSA"),
+        "pem_pkcs1_encrypted": ks.make_pem_key(
+            d, "pkcs1enc", key_algorithm="RSA", pkcs1=True, passphrase=STORE_PASSWORD
+        ),
+        "pem_ec_encrypted": ks.make_pem_key(
+            d, "ecenc", key_algorithm="EC", curve="secp256r1", passphrase=STORE_PASSWORD
+        ),
+    }
+    return stores
+
+
+@pytest.fixture(scope="session")
+def auth_server_session(keystores: dict[str, ks.Keystore]) -> Iterator[LocalAuthorizationServer]:
+    server = LocalAuthorizationServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def auth_server(auth_server_session: LocalAuthorizationServer) -> Iterator[LocalAuthorizationServer]:
+    """The running server with fresh records and knobs, and an empty token cache."""
+    from airflow_jwt_provider.token_cache import TOKEN_CACHE
+
+    auth_server_session.reset()
+    TOKEN_CACHE.invalidate()
+    yield auth_server_session
+    auth_server_session.reset()
+    TOKEN_CACHE.invalidate()
+
+
+def register(server: LocalAuthorizationServer, store: ks.Keystore, client_id: str = CLIENT_ID, **kwargs: Any) -> None:
+    """Register ``store``'s certificate with ``server`` for ``client_id``."""
+    server.register_client(client_id, certificate_pem=store.certificate_pem, **kwargs)
+
+
+def connection_extra(store: ks.Keystore, server: LocalAuthorizationServer, **extra: Any) -> dict[str, Any]:
+    """The extras of a connection that signs with ``store`` against ``server``."""
+    values: dict[str, Any] = {"auth_url": server.token_url, "key_file": str(store.path), "subject": "alice"}
+    if store.store_password is not None:
+        values["keystore_password"] = store.store_password
+    if store.key_password is not None:
+        values["key_password"] = store.key_password
+    values.update(extra)
+    return {k: v for k, v in values.items() if v is not None}
+
+
+@pytest.fixture
+def set_connection(monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
+    """Define a connection as an ``AIRFLOW_CONN_…`` JSON environment variable; returns its id."""
+
+    def define(conn_id: str = "jwt_test", *, uri: str | None = None, **fields: Any) -> str:
+        fields.setdefault("conn_type", "jwt_bearer")
+        value = uri if uri is not None else json.dumps(fields)
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", value)
+        return conn_id
+
+    return define
