@@ -81,7 +81,7 @@ class Preset:
                     f"is required {where}: add it to the claims object, one of {', '.join(allowed)}",
                 )
             if value not in allowed:
-                raise error(f"claims.{claim}", f"is {value!r}; {self.title} accepts {', '.join(allowed)}")
+                raise error(f"claims.{claim}", f"is {value!r} but {self.title} accepts {', '.join(allowed)} ({where})")
 
     def audience_for(self, token_url: str, client_id: str | None) -> str:
         return self.audience(token_url, client_id) if self.audience else token_url
@@ -113,7 +113,8 @@ GOOGLE = Preset(
     name="google",
     title="Google service account",
     doc_url="https://developers.google.com/identity/protocols/oauth2/service-account#httprest",
-    defaults={"auth_url": "https://oauth2.googleapis.com/token", "keystore_type": "google_json"},
+    # The token endpoint comes from the key file's token_uri (https://oauth2.googleapis.com/token).
+    defaults={"keystore_type": "google_json"},
     max_lifetime=3600,
     scope_required='"https://www.googleapis.com/auth/cloud-platform"',
     scope_in_assertion=True,

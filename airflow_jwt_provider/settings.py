@@ -158,10 +158,16 @@ class _SettingsParser:
     def __init__(self, conn: ConnectionLike) -> None:
         self.conn = conn
         self.conn_id = conn.conn_id
-        try:
+        raw = getattr(conn, "extra", None)
+        if isinstance(raw, str) and raw.strip():
+            # Parsed here rather than through extra_dejson, which logs a traceback and
+            # returns {} for invalid JSON: the user would then see "auth_url is required".
+            try:
+                extra = json.loads(raw)
+            except ValueError:
+                raise self.error("extra", "is not valid JSON; fix the connection's Extra field") from None
+        else:
             extra = conn.extra_dejson
-        except Exception as exc:  # Airflow raises a bare error on invalid JSON
-            raise self.error("extra", "is not valid JSON; fix the connection's Extra field") from exc
         if not isinstance(extra, Mapping):
             raise self.error("extra", "must be a JSON object of the keys listed in the README")
         # Older Airflow forms prefixed extras with ``extra__<conn_type>__``; accept both spellings.

@@ -217,7 +217,7 @@ class TokenClient:
         hint = self._hint(error, description, response)
         message = f"The token endpoint {self.token_url} refused the request: HTTP {response.status_code} {error}"
         if description:
-            message += f": {description}"
+            message += f": {description.rstrip('.')}"
         if hint:
             message += f". {hint}"
         return TokenEndpointError(
