@@ -135,13 +135,13 @@ def test_truncated_keystore(keystores: dict[str, ks.Keystore], name: str, tmp_pa
 def test_not_a_keystore(tmp_path: Path) -> None:
     path = tmp_path / "notes.txt"
     path.write_text("hello, I am not a key\n")
-    with pytest.raises(KeystoreError, match="is not a keystore .* PEM private key .* JSON key") as info:
+    with pytest.raises(KeystoreError, match=r"is not a keystore .* PEM private key .* JSON key") as info:
         load_signing_key(KeyRequest(source=KeySource(path=str(path))))
     assert info.value.field == "key_file"
 
 
 def test_missing_file_names_the_path() -> None:
-    with pytest.raises(KeystoreError, match="key_file '/nonexistent/k.p12' does not exist"):
+    with pytest.raises(KeystoreError, match=r"key_file '/nonexistent/k\.p12' does not exist"):
         load_signing_key(KeyRequest(source=KeySource(path="/nonexistent/k.p12")))
 
 
@@ -158,9 +158,7 @@ def test_inline_material_pem_and_base64_keystore(keystores: dict[str, ks.Keystor
     store = keystores["default"]
     encoded = base64.b64encode(store.path.read_bytes()).decode()
     wrapped = "\n".join(encoded[i : i + 76] for i in range(0, len(encoded), 76))
-    inline = load_signing_key(
-        KeyRequest(source=KeySource(inline=wrapped), keystore_password=store.store_password)
-    )
+    inline = load_signing_key(KeyRequest(source=KeySource(inline=wrapped), keystore_password=store.store_password))
     assert inline.store_type == "pkcs12"
 
 
