@@ -1,0 +1,56 @@
+"""Provider registration: discovery by Airflow, the connection type, and its declarative form."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from airflow_jwt_provider.get_provider_info import CONN_FIELDS, get_provider_info
+from airflow_jwt_provider.settings import EXTRA_KEYS
+
+
+def airflow_cli(*args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow", *args], capture_output=True, text=True, env=os.environ.copy(), timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_airflow_lists_the_provider_and_its_hook() -> None:
+    assert "airflow-jwt-provider" in airflow_cli("providers", "list")
+    hooks = airflow_cli("providers", "hooks")
+    line = next(line for line in hooks.splitlines() if line.startswith("jwt_bearer"))
+    assert "airflow_jwt_provider.hooks.jwt_bearer.JwtBearerHook" in line
+    assert "jwt_bearer_conn_id" in line
+
+
+def test_providers_manager_reads_the_form() -> None:
+    from airflow.providers_manager import ProvidersManager
+
+    manager = ProvidersManager()
+    info = manager.providers["airflow-jwt-provider"]
+    assert info.data["package-name"] == "airflow-jwt-provider"
+    widgets = manager.connection_form_widgets
+    for secret in ("private_key", "keystore_password", "key_password"):
+        assert widgets[f"extra__jwt_bearer__{secret}"].is_sensitive, secret
+    assert not widgets["extra__jwt_bearer__auth_url"].is_sensitive
+    behaviour = manager.field_behaviours["jwt_bearer"]
+    assert behaviour["relabeling"]["login"] == "Client ID"
+    assert "schema" in behaviour["hidden_fields"]
+
+
+def test_form_fields_are_exactly_the_connection_contract() -> None:
+    assert set(CONN_FIELDS) == set(EXTRA_KEYS)
+    for name, field in CONN_FIELDS.items():
+        assert field["label"] and field["description"], name
+    connection_type = get_provider_info()["connection-types"][0]
+    assert connection_type["connection-type"] == "jwt_bearer"
+    assert connection_type["hook-class-name"] == "airflow_jwt_provider.hooks.jwt_bearer.JwtBearerHook"
+
+
+def test_connections_cli_knows_the_type(set_connection) -> None:
+    set_connection("cli_conn", login="c", extra={"auth_url": "https://x/token", "key_file": "/k"})
+    out = airflow_cli("connections", "get", "cli_conn", "-o", "json")
+    assert '"conn_type": "jwt_bearer"' in out
