@@ -17,7 +17,6 @@ import jwt
 from cryptography.hazmat.primitives import hashes
 
 from airflow_jwt_provider.keys import SigningKey
-from airflow_jwt_provider.secrets import mask_secret_value
 
 
 @dataclass(frozen=True)
@@ -74,6 +73,8 @@ class AssertionSigner:
             payload["sub"] = subject
         if not_before:
             payload["nbf"] = issued_at
-        token = jwt.encode(payload, self.key.private_key, algorithm=self.algorithm, headers=self.headers())
-        mask_secret_value(token)
-        return token
+        # Not registered with the secret masker here: assertions minted for token requests go
+        # straight into the POST body and are never logged, and the masker recompiles its
+        # pattern on every new secret (a cost that grows with each one). The hook masks the
+        # assertions it hands to user code.
+        return jwt.encode(payload, self.key.private_key, algorithm=self.algorithm, headers=self.headers())

@@ -44,7 +44,8 @@ def test_providers_manager_reads_the_form() -> None:
 def test_form_fields_are_exactly_the_connection_contract() -> None:
     assert set(CONN_FIELDS) == set(EXTRA_KEYS)
     for name, field in CONN_FIELDS.items():
-        assert field["label"] and field["description"], name
+        assert field["label"], name
+        assert field["description"], name
     connection_type = get_provider_info()["connection-types"][0]
     assert connection_type["connection-type"] == "jwt_bearer"
     assert connection_type["hook-class-name"] == "airflow_jwt_provider.hooks.jwt_bearer.JwtBearerHook"

@@ -15,6 +15,7 @@ from airflow_jwt_provider.auth import JwtBearerAuth
 from airflow_jwt_provider.credentials import JwtBearerCredentials
 from airflow_jwt_provider.exceptions import ApiResponseError, JwtBearerConfigError, JwtBearerError
 from airflow_jwt_provider.keys import KeyRequest, SigningKey, load_signing_key
+from airflow_jwt_provider.secrets import mask_secret_value
 from airflow_jwt_provider.session import JwtBearerSession, join_url
 from airflow_jwt_provider.settings import JwtBearerSettings
 from airflow_jwt_provider.token_cache import TOKEN_CACHE, TokenCache
@@ -115,7 +116,9 @@ class JwtBearerHook(BaseHook):
     ) -> str:
         """A new signed JWT assertion (new ``jti``, ``iat`` and ``exp`` every call)."""
         aud = tuple(audience) if isinstance(audience, list) else audience
-        return self.credentials.mint_assertion(subject=subject, claims=claims, audience=aud)
+        assertion = self.credentials.mint_assertion(subject=subject, claims=claims, audience=aud)
+        mask_secret_value(assertion)  # it leaves the provider: keep it out of the task log
+        return assertion
 
     def get_token(
         self,
