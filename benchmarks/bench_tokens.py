@@ -26,13 +26,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="jwt-bench-"))
 
-import jwt  # noqa: E402
-import requests  # noqa: E402
-from cryptography.hazmat.primitives.serialization import load_der_private_key, pkcs12  # noqa: E402
+import jwt
+import requests
+from cryptography.hazmat.primitives.serialization import load_der_private_key, pkcs12
 
-from airflow_jwt_provider.keys import KEY_CACHE  # noqa: E402
-from devserver import keystores as ks  # noqa: E402
-from devserver.server import LocalAuthorizationServer  # noqa: E402
+from airflow_jwt_provider.keys import KEY_CACHE
+from devserver import keystores as ks
+from devserver.server import LocalAuthorizationServer
 
 PASSWORD = "bench-pass-1"
 
@@ -88,18 +88,18 @@ def main() -> None:
             KEY_CACHE.clear()
             JwtBearerHook(conn_id).signing_key  # noqa: B018 -- first load, paid once per process
 
-            def provider_open() -> None:
+            def provider_open(conn_id: str = conn_id) -> None:
                 JwtBearerHook(conn_id).signing_key  # noqa: B018
 
             data = store.path.read_bytes()
             if kind == "pkcs12":
 
-                def raw_open() -> None:
+                def raw_open(data: bytes = data) -> None:
                     pkcs12.load_key_and_certificates(data, PASSWORD.encode())
             else:
                 import jks  # type: ignore[import-untyped]
 
-                def raw_open() -> None:
+                def raw_open(data: bytes = data) -> None:
                     entry = next(iter(jks.KeyStore.loads(data, PASSWORD).private_keys.values()))
                     load_der_private_key(entry.pkey_pkcs8, None)
 
@@ -112,8 +112,14 @@ def main() -> None:
         def raw_mint() -> None:
             now = int(time.time())
             jwt.encode(
-                {"iss": "bench-client", "sub": "bench-user", "aud": server.token_url, "iat": now,
-                 "exp": now + 60, "jti": str(uuid.uuid4())},
+                {
+                    "iss": "bench-client",
+                    "sub": "bench-user",
+                    "aud": server.token_url,
+                    "iat": now,
+                    "exp": now + 60,
+                    "jti": str(uuid.uuid4()),
+                },
                 private_key,
                 algorithm="RS256",
             )
@@ -128,8 +134,14 @@ def main() -> None:
         def raw_token() -> None:
             now = int(time.time())
             assertion = jwt.encode(
-                {"iss": "bench-client", "sub": "bench-user", "aud": server.token_url, "iat": now,
-                 "exp": now + 60, "jti": str(uuid.uuid4())},
+                {
+                    "iss": "bench-client",
+                    "sub": "bench-user",
+                    "aud": server.token_url,
+                    "iat": now,
+                    "exp": now + 60,
+                    "jti": str(uuid.uuid4()),
+                },
                 private_key,
                 algorithm="RS256",
             )
