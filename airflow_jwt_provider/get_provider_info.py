@@ -11,6 +11,8 @@ from typing import Any
 
 _STRING = {"type": ["string", "null"]}
 _SECRET = {"type": ["string", "null"], "format": "password"}
+#: How the form shows an optional drop-down left empty (it would otherwise read "null").
+_UNSET_DISPLAY = {"null": "(default)"}
 
 
 def _field(label: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -21,7 +23,11 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     "preset": _field(
         "Vendor preset",
         "Fills and checks the vendor's mandatory settings: box, salesforce, google, docusign, servicenow, entra.",
-        {"type": ["string", "null"], "enum": [None, "box", "salesforce", "google", "docusign", "servicenow", "entra"]},
+        {
+            "type": ["string", "null"],
+            "values_display": _UNSET_DISPLAY,
+            "enum": [None, "box", "salesforce", "google", "docusign", "servicenow", "entra"],
+        },
     ),
     "auth_url": _field("Token endpoint URL", "Where the JWT is exchanged for a token (also the default 'aud')."),
     "key_file": _field(
@@ -41,7 +47,11 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     "keystore_type": _field(
         "Keystore type",
         "Normally detected from the content: jks, jceks, pkcs12, pem, google_json.",
-        {"type": ["string", "null"], "enum": [None, "jks", "jceks", "pkcs12", "pem", "google_json"]},
+        {
+            "type": ["string", "null"],
+            "values_display": _UNSET_DISPLAY,
+            "enum": [None, "jks", "jceks", "pkcs12", "pem", "google_json"],
+        },
     ),
     "issuer": _field("Issuer (iss)", "Defaults to the client id (Login)."),
     "subject": _field("Subject (sub)", "User, account or enterprise id the token acts for; tasks may override."),
@@ -58,6 +68,7 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "Defaults from the key: RSA → RS256, EC by curve, Ed25519 → EdDSA.",
         {
             "type": ["string", "null"],
+            "values_display": _UNSET_DISPLAY,
             "enum": [None, "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"],
         },
     ),
@@ -71,6 +82,7 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "How the client authenticates at the token endpoint; default client_secret_post when a secret is set.",
         {
             "type": ["string", "null"],
+            "values_display": _UNSET_DISPLAY,
             "enum": [None, "none", "client_secret_post", "client_secret_basic", "private_key_jwt"],
         },
     ),

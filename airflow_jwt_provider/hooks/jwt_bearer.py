@@ -17,7 +17,7 @@ from airflow_jwt_provider.exceptions import ApiResponseError, JwtBearerConfigErr
 from airflow_jwt_provider.keys import KeyRequest, SigningKey, load_signing_key
 from airflow_jwt_provider.secrets import mask_secret_value
 from airflow_jwt_provider.session import JwtBearerSession, join_url
-from airflow_jwt_provider.settings import JwtBearerSettings
+from airflow_jwt_provider.settings import ConnectionLike, JwtBearerSettings
 from airflow_jwt_provider.token_cache import TOKEN_CACHE, TokenCache
 from airflow_jwt_provider.token_client import HttpSettings
 
@@ -46,6 +46,23 @@ class JwtBearerHook(BaseHook):
     default_conn_name = "jwt_bearer_default"
     conn_type = "jwt_bearer"
     hook_name = "JWT Bearer (OAuth 2.0 RFC 7523)"
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> JwtBearerHook:
+        # The http provider's HttpOperator builds the hook of a connection with
+        # conn.get_hook(hook_params={method, auth_type, tcp_keep_alive...}) and then calls
+        # hook.run(endpoint, data, headers, extra_options) positionally, in HttpHook's order.
+        # Such a hook gets the HttpHook-ordered run() of the subclass below; every other hook
+        # keeps this class's documented order.
+        if cls is JwtBearerHook and _HTTP_OPERATOR_HOOK_PARAMS & set(kwargs):
+            cls = HttpOperatorJwtBearerHook
+        return super().__new__(cls)
+
+    @classmethod
+    def from_connection(cls, conn: ConnectionLike, **kwargs: Any) -> JwtBearerHook:
+        """A hook on an already fetched connection (the trigger reads it with the async client)."""
+        hook = cls(conn.conn_id, **kwargs)
+        hook.settings = JwtBearerSettings.from_connection(conn)  # fills the cached property
+        return hook
 
     def __init__(
         self,
@@ -162,33 +179,31 @@ class JwtBearerHook(BaseHook):
     def run(
         self,
         endpoint: str | None = None,
-        data: Any = None,
-        headers: Mapping[str, str] | None = None,
-        extra_options: Mapping[str, Any] | None = None,
-        *,
         method: str | None = None,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
+        data: Any = None,
+        headers: Mapping[str, str] | None = None,
+        *,
         subject: str | None = None,
         scope: str | None = None,
         claims: Mapping[str, Any] | None = None,
+        extra_options: Mapping[str, Any] | None = None,
         check_response: bool = True,
         **kwargs: Any,
     ) -> requests.Response:
         """Send one request to ``endpoint`` (relative to the connection's host, or absolute).
 
-        The positional parameters are ``HttpHook.run``'s, in its order: the http provider's
-        ``HttpOperator`` calls ``hook.run(endpoint, data, headers, extra_options)`` positionally.
-
         Raises :class:`ApiResponseError` for an HTTP error status unless ``check_response`` is
-        false (``extra_options={"check_response": False}`` in ``HttpOperator`` terms).
+        false (``extra_options={"check_response": False}`` in ``HttpOperator`` terms). A GET
+        whose ``data`` is a dict sends it as the query string, as ``HttpHook`` does.
         """
         method = (method or self.method).upper()
         options = dict(extra_options or {})
         check_response = bool(options.pop("check_response", check_response))
         kwargs.update({k: v for k, v in options.items() if k in _EXTRA_OPTIONS})
         if method in ("GET", "HEAD") and params is None and isinstance(data, Mapping):
-            params, data = data, None  # HttpHook sends GET data as the query string
+            params, data = data, None
         session_key = (subject, scope, tuple(sorted((claims or {}).items())))
         session = self._sessions.get(session_key)
         if session is None:
@@ -225,6 +240,24 @@ class JwtBearerHook(BaseHook):
             f"Token obtained from {self.credentials.token_url} with key {self.signing_key.describe()} "
             f"({self.credentials.signer.algorithm}): {token.token_type}, {lifetime}{scope}."
         )
+
+
+class HttpOperatorJwtBearerHook(JwtBearerHook):
+    """The hook as ``HttpOperator`` gets it: ``run`` takes ``HttpHook.run``'s positional order.
+
+    Created by :meth:`JwtBearerHook.__new__` when the hook is built with ``HttpOperator``'s
+    ``tcp_keep_alive`` parameters; not meant to be instantiated directly.
+    """
+
+    def run(  # type: ignore[override]
+        self,
+        endpoint: str | None = None,
+        data: Any = None,
+        headers: Mapping[str, str] | None = None,
+        extra_options: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> requests.Response:
+        return super().run(endpoint, data=data, headers=headers, extra_options=extra_options, **kwargs)
 
 
 def raise_for_status(response: requests.Response) -> None:

@@ -26,7 +26,6 @@ from airflow_jwt_provider.access_token import AccessToken
 from airflow_jwt_provider.exceptions import JwtBearerConfigError
 from airflow_jwt_provider.hooks.jwt_bearer import JwtBearerHook
 from airflow_jwt_provider.session import join_url
-from airflow_jwt_provider.settings import JwtBearerSettings
 from airflow_jwt_provider.triggers.api_request import (
     DONE,
     WAIT,
@@ -149,10 +148,8 @@ class AsyncApiClient:
     @classmethod
     async def connect(cls, conn_id: str, *, log: Any) -> AsyncApiClient:
         conn = await BaseHook.aget_connection(conn_id)
-        hook = JwtBearerHook(conn_id)
-        # Settings from the connection read above: the hook's own (cached) property would
-        # look the connection up again with the blocking client.
-        hook.settings = JwtBearerSettings.from_connection(conn)
+        # Built from the connection read above: the hook's own lookup uses the blocking client.
+        hook = JwtBearerHook.from_connection(conn)
         await asyncio.to_thread(lambda: hook.credentials)  # reads and decrypts the key
         ssl_option = await asyncio.to_thread(_ssl_option, hook.settings.verify)
         session = aiohttp.ClientSession(

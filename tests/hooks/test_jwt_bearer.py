@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -345,3 +346,35 @@ def test_auth_type_is_refused() -> None:
 
     with pytest.raises(JwtBearerConfigError, match="auth_type cannot be used"):
         JwtBearerHook("x", auth_type=HTTPBasicAuth)
+
+
+def test_run_positional_order_is_the_documented_one(hook_for, auth_server) -> None:
+    hook = hook_for()
+    assert hook.run("results", "POST", None, {"n": 2}).json()["received"] == {"n": 2}
+
+
+def test_hook_built_like_http_operator_takes_http_hook_order(hook_for, auth_server) -> None:
+    from airflow_jwt_provider.hooks.jwt_bearer import HttpOperatorJwtBearerHook
+
+    hook_for()
+    hook = JwtBearerHook("jwt_test", method="POST", auth_type=None, tcp_keep_alive=True, tcp_keep_alive_idle=120)
+    assert isinstance(hook, HttpOperatorJwtBearerHook)
+    response = hook.run("results", '{"n": 3}', {"Content-Type": "application/json"}, {"check_response": True})
+    assert response.json()["received"] == {"n": 3}
+    assert type(JwtBearerHook("jwt_test")) is JwtBearerHook
+
+
+def test_from_connection_does_not_look_the_connection_up_again(keystores, auth_server) -> None:
+    from airflow.sdk import Connection
+
+    store = keystores["default"]
+    register(auth_server, store)
+    conn = Connection(
+        conn_id="not_defined_anywhere",
+        conn_type="jwt_bearer",
+        login=CLIENT_ID,
+        extra=json.dumps(connection_extra(store, auth_server)),
+    )
+    hook = JwtBearerHook.from_connection(conn)
+    assert hook.jwt_bearer_conn_id == "not_defined_anywhere"
+    assert hook.get_token().valid
