@@ -528,8 +528,6 @@ def _run_keystore_script(keystore: Path, password: str, home: Path) -> subproces
 
 
 def test_keystore_script_creates_then_keeps_the_demo_keystore_without_keytool(tmp_path: Path) -> None:
-    if not (REPO_ROOT / "devserver" / "keystores.py").is_file():
-        pytest.skip("devserver/keystores.py does not exist yet")
     from cryptography.hazmat.primitives.serialization import pkcs12
 
     keystore = tmp_path / "keys" / "demo.p12"
@@ -552,8 +550,6 @@ def test_keystore_script_creates_then_keeps_the_demo_keystore_without_keytool(tm
 
 
 def test_devserver_cli_accepts_the_authserver_options(authserver: list[str]) -> None:
-    if not (REPO_ROOT / "devserver" / "__main__.py").is_file():
-        pytest.skip("devserver/__main__.py does not exist yet")
     result = subprocess.run(
         [sys.executable, "-m", "devserver", "--help"],
         cwd=REPO_ROOT,
@@ -575,10 +571,6 @@ def test_stack_wiring_end_to_end_on_loopback(
     """What the stack does at start-up, minus Docker: airflow-init's keystore script, the authserver
     with its compose options (loopback, free port, keystore in tmp), its healthcheck URL, and then
     the compose connection (authserver host and keystore path rewritten) getting a token."""
-    if not (REPO_ROOT / "devserver" / "__main__.py").is_file():
-        pytest.skip("devserver/__main__.py does not exist yet")
-    if not (REPO_ROOT / "airflow_jwt_provider" / "hooks" / "jwt_bearer.py").is_file():
-        pytest.skip("airflow_jwt_provider/hooks/jwt_bearer.py does not exist yet")
     from airflow_jwt_provider.hooks.jwt_bearer import JwtBearerHook
 
     compose_keystore = _option(authserver, "--keystore")

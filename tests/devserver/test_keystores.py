@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -33,8 +32,6 @@ from devserver.keystores import (
     make_pem_key,
 )
 
-needs_keytool = pytest.mark.skipif(shutil.which("keytool") is None, reason="keytool (Java) not installed")
-
 STORE_SPECS: dict[str, dict[str, object]] = {
     # No -storetype and a file named .jks: what Java 17 writes is the question.
     "default": {"name": "legacy", "alias": "MyKey"},
@@ -53,7 +50,7 @@ STORE_SPECS: dict[str, dict[str, object]] = {
 @pytest.fixture(scope="session")
 def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Keystore]:
     if not have_keytool():
-        pytest.skip("keytool (Java) not installed")
+        pytest.fail("keytool (Java) is required: run scripts/install-system-deps (Debian: default-jre-headless)")
     directory = tmp_path_factory.mktemp("keytool-stores")
     with ThreadPoolExecutor(max_workers=len(STORE_SPECS)) as pool:
         futures = {
@@ -90,7 +87,6 @@ def _keytool_list(store: Keystore) -> dict[str, str]:
     return entries
 
 
-@needs_keytool
 def test_java17_default_store_type_is_pkcs12_even_for_a_jks_name(stores: dict[str, Keystore]) -> None:
     store = stores["default"]
     assert store.path.name == "legacy.jks"
@@ -107,7 +103,6 @@ def test_java17_default_store_type_is_pkcs12_even_for_a_jks_name(stores: dict[st
     assert loaded.cert.certificate.public_bytes(serialization.Encoding.PEM).decode() == store.certificate_pem
 
 
-@needs_keytool
 def test_pkcs12_with_several_key_entries(stores: dict[str, Keystore]) -> None:
     store = stores["pkcs12_multi"]
     assert store.store_type == "pkcs12"
@@ -119,7 +114,6 @@ def test_pkcs12_with_several_key_entries(stores: dict[str, Keystore]) -> None:
     assert len(set(listed.values())) == 3
 
 
-@needs_keytool
 def test_jks_with_a_separate_key_password(stores: dict[str, Keystore]) -> None:
     store = stores["jks_keypass"]
     assert store.store_type == "jks" == detect_store_type(store.path)
@@ -139,7 +133,6 @@ def test_jks_with_a_separate_key_password(stores: dict[str, Keystore]) -> None:
     assert chain_cert.public_bytes(serialization.Encoding.PEM).decode() == store.certificate_pem
 
 
-@needs_keytool
 def test_jceks_with_an_ec_p384_key(stores: dict[str, Keystore]) -> None:
     store = stores["jceks_ec384"]
     assert store.store_type == "jceks"
@@ -153,7 +146,6 @@ def test_jceks_with_an_ec_p384_key(stores: dict[str, Keystore]) -> None:
     assert _public_pem(key) == store.public_key_pem()
 
 
-@needs_keytool
 def test_jks_with_an_ed25519_key(stores: dict[str, Keystore]) -> None:
     store = stores["jks_ed25519"]
     keystore = jks.KeyStore.load(str(store.path), "changeit")

@@ -589,7 +589,7 @@ def test_register_client_needs_some_credential() -> None:
 @pytest.fixture(scope="session")
 def p12_store(tmp_path_factory: pytest.TempPathFactory) -> Keystore:
     if not have_keytool():
-        pytest.skip("keytool (Java) not installed")
+        pytest.fail("keytool (Java) is required: run scripts/install-system-deps (Debian: default-jre-headless)")
     return make_keystore(tmp_path_factory.mktemp("server-p12"), "client", store_type="pkcs12", alias="Client")
 
 
