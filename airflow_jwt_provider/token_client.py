@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.auth import HTTPBasicAuth
@@ -84,6 +85,12 @@ class TokenClient:
         backoff: float = 0.5,
     ) -> None:
         self.token_url = token_url
+        if _is_plain_http_to_remote(token_url):
+            log.warning(
+                "auth_url %s is plain http: assertions and client secrets cross the network unencrypted; "
+                "use https (http is only for loopback test servers)",
+                token_url,
+            )
         self.client_auth = client_auth
         self.http = http or HttpSettings()
         self.session = session or requests.Session()
@@ -271,3 +278,9 @@ def clock_offset(response: requests.Response) -> float | None:
     if server_now.tzinfo is None:
         server_now = server_now.replace(tzinfo=timezone.utc)
     return (server_now - datetime.now(timezone.utc)).total_seconds()
+
+
+def _is_plain_http_to_remote(url: str) -> bool:
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    return parts.scheme == "http" and host not in ("localhost", "::1") and not host.startswith("127.")
