@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from airflow_jwt_provider.exceptions import KeystoreError
+from airflow_jwt_provider.exceptions import JwtBearerConfigError, KeystoreError
 from airflow_jwt_provider.pkcs12_entries import PfxStructureError, iter_key_bags
 from airflow_jwt_provider.settings import KeySource
 
@@ -99,8 +99,6 @@ class SigningKey:
             return self.default_algorithm
         allowed = self.allowed_algorithms()
         if requested not in allowed:
-            from airflow_jwt_provider.exceptions import JwtBearerConfigError
-
             raise JwtBearerConfigError(
                 f"algorithm {requested} does not fit the {self.describe()} key; "
                 f"use one of {', '.join(allowed)} or remove the algorithm setting",

@@ -38,7 +38,6 @@ class JwtBearerSession(requests.Session):
         self.verify = http.verify
         if http.proxies:
             self.proxies.update(http.proxies)
-        self.trust_env = True
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         kwargs.setdefault("timeout", self.default_timeout)
