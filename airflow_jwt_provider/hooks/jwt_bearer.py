@@ -259,6 +259,12 @@ class HttpOperatorJwtBearerHook(JwtBearerHook):
     ) -> requests.Response:
         return super().run(endpoint, data=data, headers=headers, extra_options=extra_options, **kwargs)
 
+    def run_with_advanced_retry(self, _retry_args: dict[str, Any], *args: Any, **kwargs: Any) -> requests.Response:
+        """``HttpOperator(retry_args=...)``: :meth:`run` under a ``tenacity.Retrying(**_retry_args)``."""
+        import tenacity
+
+        return tenacity.Retrying(**_retry_args)(self.run, *args, **kwargs)
+
 
 def raise_for_status(response: requests.Response) -> None:
     """Raise :class:`ApiResponseError` naming the request and the status for 4xx/5xx answers."""

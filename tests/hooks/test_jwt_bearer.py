@@ -378,3 +378,19 @@ def test_from_connection_does_not_look_the_connection_up_again(keystores, auth_s
     hook = JwtBearerHook.from_connection(conn)
     assert hook.jwt_bearer_conn_id == "not_defined_anywhere"
     assert hook.get_token().valid
+
+
+def test_http_operator_retry_args_are_honoured(hook_for, auth_server) -> None:
+    import tenacity
+
+    hook_for()
+    hook = JwtBearerHook("jwt_test", method="GET", tcp_keep_alive=True)
+    auth_server.fail_next("whoami", 503, count=2)
+    retry_args = {
+        "stop": tenacity.stop_after_attempt(3),
+        "wait": tenacity.wait_none(),
+        "retry": tenacity.retry_if_exception_type(ApiResponseError),
+    }
+    assert hook.run_with_advanced_retry(retry_args, "whoami").json()["sub"] == "alice"
+    statuses = [r["status"] for r in auth_server.api_requests if r["path"] == "/api/whoami"]
+    assert statuses == [503, 503, 200]
