@@ -176,6 +176,17 @@ class JwtBearerHook(BaseHook):
         instance_url = token.extra.get("instance_url")
         return str(instance_url) if instance_url else None
 
+    def url_for(self, endpoint: str | None, base_url: str | None) -> str:
+        """``endpoint`` resolved against ``base_url`` (see :meth:`api_base_url`); absolute URLs pass."""
+        try:
+            return join_url(base_url, endpoint)
+        except ValueError:
+            raise JwtBearerConfigError(
+                f"Connection {self.jwt_bearer_conn_id!r}: host (the API base URL) is empty and "
+                f"endpoint {endpoint!r} is relative; set the connection's Host or pass an absolute URL",
+                field="host",
+            ) from None
+
     def run(
         self,
         endpoint: str | None = None,
@@ -208,14 +219,7 @@ class JwtBearerHook(BaseHook):
         session = self._sessions.get(session_key)
         if session is None:
             session = self._sessions[session_key] = self.get_conn(subject=subject, scope=scope, claims=claims)
-        try:
-            url = join_url(session.base_url, endpoint)
-        except ValueError:
-            raise JwtBearerConfigError(
-                f"Connection {self.jwt_bearer_conn_id!r}: host (the API base URL) is empty and "
-                f"endpoint {endpoint!r} is relative; set the connection's Host or pass an absolute URL",
-                field="host",
-            ) from None
+        url = self.url_for(endpoint, session.base_url)
         self.log.debug("%s %s", method, url)
         response = session.request(method, url, params=params, json=json, data=data, headers=headers, **kwargs)
         if check_response:

@@ -23,9 +23,7 @@ from airflow.sdk import BaseHook
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_jwt_provider.access_token import AccessToken
-from airflow_jwt_provider.exceptions import JwtBearerConfigError
 from airflow_jwt_provider.hooks.jwt_bearer import JwtBearerHook
-from airflow_jwt_provider.session import join_url
 from airflow_jwt_provider.triggers.api_request import (
     DONE,
     WAIT,
@@ -180,14 +178,7 @@ class AsyncApiClient:
     async def _url(self, request: ApiRequest) -> str:
         # api_base_url may need a token (Salesforce's instance_url): off the loop.
         base_url = await asyncio.to_thread(self.hook.api_base_url, request.subject, request.scope, request.claims)
-        try:
-            return join_url(base_url, request.endpoint)
-        except ValueError:
-            raise JwtBearerConfigError(
-                f"Connection {self.hook.jwt_bearer_conn_id!r}: host (the API base URL) is empty and endpoint "
-                f"{request.endpoint!r} is relative; set the connection's Host or pass an absolute URL",
-                field="host",
-            ) from None
+        return self.hook.url_for(request.endpoint, base_url)
 
     async def _send_authenticated(self, request: ApiRequest, url: str) -> dict[str, Any]:
         """One send with the cached token; on 401, one refresh and one re-send (as ``JwtBearerAuth``)."""
