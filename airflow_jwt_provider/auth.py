@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import requests
@@ -10,6 +9,7 @@ from requests.auth import AuthBase
 
 from airflow_jwt_provider.access_token import AccessToken
 from airflow_jwt_provider.credentials import JwtBearerCredentials
+from airflow_jwt_provider.token_parameters import DEFAULT_TOKEN, TokenParameters
 
 
 class JwtBearerAuth(AuthBase):
@@ -17,33 +17,21 @@ class JwtBearerAuth(AuthBase):
 
     The token comes from the shared cache and is refreshed ahead of expiry. When the API
     answers 401 anyway (the token was revoked server-side, or the server's clock runs
-    ahead), the token is invalidated, a new one fetched, and the request re-sent once;
-    a second 401 is returned to the caller as is.
+    ahead), :meth:`JwtBearerCredentials.refresh_rejected` gives a fresh token and the request
+    is re-sent once; a second 401 is returned to the caller as is. A request whose body is a
+    stream (a file, a generator) cannot be re-sent, and its 401 is returned as is too.
     """
 
-    def __init__(
-        self,
-        credentials: JwtBearerCredentials,
-        subject: str | None = None,
-        scope: str | None = None,
-        claims: Mapping[str, Any] | None = None,
-    ) -> None:
+    def __init__(self, credentials: JwtBearerCredentials, params: TokenParameters = DEFAULT_TOKEN) -> None:
         self.credentials = credentials
-        self.subject = subject
-        self.scope = scope
-        self.claims = dict(claims or {})
+        self.params = params
         self.retries_on_401 = 0
 
     def __repr__(self) -> str:
-        return f"JwtBearerAuth({self.credentials!r}, subject={self.subject!r}, scope={self.scope!r})"
-
-    def _token(self, force_refresh: bool = False) -> AccessToken:
-        return self.credentials.get_token(
-            subject=self.subject, scope=self.scope, claims=self.claims, force_refresh=force_refresh
-        )
+        return f"JwtBearerAuth({self.credentials!r}, {self.params!r})"
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        token = self._token()
+        token = self.credentials.get_token(self.params)
         request.headers["Authorization"] = token.authorization_header
         request.register_hook("response", self._make_401_handler(token))
         return request
@@ -55,8 +43,7 @@ class JwtBearerAuth(AuthBase):
                 return response
             if _body_is_stream(request):
                 return response  # a consumed file/iterator body cannot be re-sent
-            self.credentials.invalidate(token, subject=self.subject, scope=self.scope, claims=self.claims)
-            fresh = self._token()
+            fresh = self.credentials.refresh_rejected(self.params, token)
             self.retries_on_401 += 1
             response.content  # noqa: B018 -- read the body so the connection can be reused
             response.close()

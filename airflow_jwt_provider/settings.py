@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from airflow_jwt_provider.exceptions import JwtBearerConfigError
 from airflow_jwt_provider.presets import Preset, get_preset
 from airflow_jwt_provider.secrets import mask_secret_value
+from airflow_jwt_provider.token_parameters import canonical_claims
 
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 CLIENT_CREDENTIALS_GRANT = "client_credentials"
@@ -37,9 +38,6 @@ SIGNING_ALGORITHMS = (
 )
 KEYSTORE_TYPES = ("jks", "jceks", "pkcs12", "pem", "google_json")
 CLIENT_AUTH_METHODS = ("none", "client_secret_post", "client_secret_basic", "private_key_jwt")
-#: Claims the provider sets itself; ``claims`` may not override them.
-RESERVED_CLAIMS = frozenset({"iss", "sub", "aud", "iat", "exp", "jti", "nbf"})
-
 _FORM_PREFIX = "extra__jwt_bearer__"
 DEFAULT_LIFETIME = 60
 DEFAULT_TIMEOUT = 30.0
@@ -103,6 +101,15 @@ class KeySource:
 
 
 @dataclass(frozen=True)
+class HttpSettings:
+    """HTTP options shared by token requests and API calls, sync and async."""
+
+    timeout: float = DEFAULT_TIMEOUT
+    verify: bool | str = True
+    proxies: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
 class JwtBearerSettings:
     """The validated settings of one ``jwt_bearer`` connection.
 
@@ -135,6 +142,11 @@ class JwtBearerSettings:
     timeout: float = DEFAULT_TIMEOUT
     verify: bool | str = True
     proxies: Mapping[str, str] | None = None
+
+    @property
+    def http(self) -> HttpSettings:
+        """The options every HTTP request of this connection uses."""
+        return HttpSettings(timeout=self.timeout, verify=self.verify, proxies=self.proxies)
 
     @property
     def grant_type(self) -> str:
@@ -394,16 +406,10 @@ class _SettingsParser:
 
     def _claims(self) -> dict[str, Any]:
         claims = self._object("claims")
-        reserved = sorted(RESERVED_CLAIMS & set(claims))
-        if reserved:
-            name = reserved[0]
-            dedicated = {"iss": "issuer", "sub": "subject", "aud": "audience", "exp": "lifetime"}
-            advice = (
-                f"use the {dedicated[name]!r} setting instead"
-                if name in dedicated
-                else "the provider sets it on every assertion"
-            )
-            raise self.error(f"claims.{name}", f"is a registered claim that cannot be set here; {advice}")
+        try:
+            canonical_claims(claims)  # reserved names and non-JSON values are refused, naming the claim
+        except JwtBearerConfigError as exc:
+            raise JwtBearerConfigError(f"Connection {self.conn_id!r}: {exc}", field=exc.field) from None
         return claims
 
     def _audience(self) -> str | tuple[str, ...] | None:

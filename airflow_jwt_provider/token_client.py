@@ -1,7 +1,8 @@
 """POST token requests (RFC 7523 §2.1/§2.2, RFC 6749 §4.4) and parse the answers (RFC 6749 §5).
 
 The client takes an *assertion factory*, not an assertion: a retried request after a
-network error or a 503 is signed anew, so no ``jti`` is ever sent twice.
+network error or a 503 is signed anew, so no ``jti`` is ever sent twice. Whether and when
+to retry is :mod:`airflow_jwt_provider.retry`'s decision, as for API calls.
 """
 
 from __future__ import annotations
@@ -11,22 +12,21 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 from requests.auth import HTTPBasicAuth
 
 from airflow_jwt_provider.access_token import AccessToken
 from airflow_jwt_provider.exceptions import TokenEndpointError
+from airflow_jwt_provider.retry import TOKEN_REQUEST_RETRY, RetryPolicy, parse_http_date
 from airflow_jwt_provider.secrets import mask_secret_value
+from airflow_jwt_provider.settings import HttpSettings
 
 log = logging.getLogger(__name__)
 
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-#: Statuses worth one more try with a fresh assertion; anything else is final.
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 _TIME_WORDS = ("exp", "iat", "nbf", "expired", "not yet valid", "clock", "time", "future", "lifetime")
 
 
@@ -45,8 +45,6 @@ class ClientAuthentication:
             form["client_id"] = self.client_id or ""
             form["client_secret"] = self.client_secret or ""
         elif self.method == "client_secret_basic":
-            from urllib.parse import quote
-
             # RFC 6749 §2.3.1: form-urlencode id and secret before Basic encoding.
             return HTTPBasicAuth(quote(self.client_id or "", safe=""), quote(self.client_secret or "", safe=""))
         elif self.method == "private_key_jwt":
@@ -58,20 +56,15 @@ class ClientAuthentication:
         return None
 
 
-@dataclass(frozen=True)
-class HttpSettings:
-    """HTTP options shared by token and API calls."""
-
-    timeout: float = 30.0
-    verify: bool | str = True
-    proxies: Mapping[str, str] | None = None
+class _TransientError(TokenEndpointError):
+    """The request did not get an answer (timeout, refused connection): worth another attempt."""
 
 
 class TokenClient:
     """Talks to one token endpoint.
 
-    :param max_attempts: attempts for retryable failures (connection errors, 429, 5xx),
-        each with a new assertion and an exponential pause (honouring ``Retry-After``).
+    :param retry: when to retry connection errors, 429 and 5xx answers; each attempt is
+        signed anew. A ``Retry-After`` beyond the policy's ``max_wait`` is not waited for.
     """
 
     def __init__(
@@ -81,8 +74,7 @@ class TokenClient:
         http: HttpSettings | None = None,
         *,
         session: requests.Session | None = None,
-        max_attempts: int = 3,
-        backoff: float = 0.5,
+        retry: RetryPolicy = TOKEN_REQUEST_RETRY,
     ) -> None:
         self.token_url = token_url
         if _is_plain_http_to_remote(token_url):
@@ -94,8 +86,7 @@ class TokenClient:
         self.client_auth = client_auth
         self.http = http or HttpSettings()
         self.session = session or requests.Session()
-        self.max_attempts = max_attempts
-        self.backoff = backoff
+        self.retry = retry
         self.requests_made = 0
 
     def fetch(
@@ -107,7 +98,8 @@ class TokenClient:
         params: Mapping[str, str] | None = None,
     ) -> AccessToken:
         """Request a token; raise :class:`TokenEndpointError` with what went wrong and what to do."""
-        for attempt in range(1, self.max_attempts + 1):
+        attempts = self.retry.start(f"Token endpoint {self.token_url}", "POST", log)
+        while True:
             form: dict[str, str] = {"grant_type": grant_type}
             if assertion is not None:
                 form["assertion"] = assertion()
@@ -117,23 +109,16 @@ class TokenClient:
             http_auth = self.client_auth.apply(form)
             try:
                 response = self._post(form, http_auth)
-            except TokenEndpointError:
-                if attempt == self.max_attempts:
+            except _TransientError as exc:
+                wait = attempts.after_error(exc)
+                if wait is None:
                     raise
-                self._pause(attempt, None)
-                continue
-            if response.status_code in RETRYABLE_STATUSES and attempt < self.max_attempts:
-                log.warning(
-                    "Token endpoint %s answered HTTP %s; retrying (%d/%d)",
-                    self.token_url,
-                    response.status_code,
-                    attempt,
-                    self.max_attempts,
-                )
-                self._pause(attempt, response.headers.get("Retry-After"))
-                continue
-            return self._parse(response)
-        raise AssertionError("unreachable")  # pragma: no cover
+            else:
+                wait = attempts.after_answer(response.status_code, response.headers.get("Retry-After"))
+                if wait is None:
+                    return self._parse(response)
+                response.close()
+            time.sleep(wait)
 
     def _post(self, form: dict[str, str], http_auth: HTTPBasicAuth | None) -> requests.Response:
         self.requests_made += 1
@@ -154,21 +139,15 @@ class TokenClient:
                 "CA, set the connection's verify extra to the path of its CA bundle"
             ) from None
         except requests.exceptions.Timeout:
-            raise TokenEndpointError(
+            raise _TransientError(
                 f"The token endpoint {self.token_url} did not answer within {self.http.timeout} s; "
                 "check auth_url and the network, or raise the timeout extra"
             ) from None
         except requests.exceptions.RequestException as exc:
-            raise TokenEndpointError(
+            raise _TransientError(
                 f"Cannot reach the token endpoint {self.token_url} ({type(exc).__name__}); "
                 "check auth_url, DNS, proxies and firewalls"
             ) from None
-
-    def _pause(self, attempt: int, retry_after: str | None) -> None:
-        delay = self.backoff * 2 ** (attempt - 1)
-        if retry_after and retry_after.isdigit():
-            delay = min(float(retry_after), 30.0)
-        time.sleep(delay)
 
     def _parse(self, response: requests.Response) -> AccessToken:
         content_type = response.headers.get("Content-Type", "")
@@ -268,15 +247,9 @@ class TokenClient:
 
 def clock_offset(response: requests.Response) -> float | None:
     """Server time minus local time, in seconds, from the response's ``Date`` header."""
-    date = response.headers.get("Date")
-    if not date:
+    server_now = parse_http_date(response.headers.get("Date"))
+    if server_now is None:
         return None
-    try:
-        server_now = parsedate_to_datetime(date)
-    except (TypeError, ValueError):
-        return None
-    if server_now.tzinfo is None:
-        server_now = server_now.replace(tzinfo=timezone.utc)
     return (server_now - datetime.now(timezone.utc)).total_seconds()
 
 

@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from airflow_jwt_provider.certificates import certificate_warning, check_certificate
 from airflow_jwt_provider.exceptions import JwtBearerConfigError, KeystoreError
 from airflow_jwt_provider.keys import KEY_CACHE, KeyRequest, detect_keystore_type, load_signing_key
 from airflow_jwt_provider.settings import KeySource
+from airflow_jwt_provider.signers.local import LocalKeySigner
 from devserver import keystores as ks
 from tests.conftest import KEY_PASSWORD, STORE_PASSWORD
 
@@ -38,7 +40,7 @@ def test_default_keytool_store_is_pkcs12_whatever_the_name(keystores: dict[str, 
     key = load_signing_key(request_for(store))
     assert key.store_type == "pkcs12"
     assert isinstance(key.private_key, rsa.RSAPrivateKey)
-    assert key.default_algorithm == "RS256"
+    assert LocalKeySigner(key).algorithm == "RS256"
 
 
 @pytest.mark.parametrize(
@@ -61,7 +63,7 @@ def test_each_format_loads_with_its_certificate(
     key = load_signing_key(request_for(store))
     assert key.store_type == store_type
     assert isinstance(key.private_key, key_class)
-    assert key.default_algorithm == algorithm
+    assert LocalKeySigner(key).algorithm == algorithm
     assert key.certificate is not None
     assert key.certificate == store.certificate()
 
@@ -197,26 +199,29 @@ def test_short_rsa_key_is_refused(tmp_path: Path) -> None:
 
 def test_algorithm_must_fit_the_key(keystores: dict[str, ks.Keystore]) -> None:
     key = load_signing_key(request_for(keystores["ec256"]))
-    assert key.algorithm_for(None) == "ES256"
+    assert LocalKeySigner(key).algorithm == "ES256"
     with pytest.raises(JwtBearerConfigError, match="algorithm RS256 does not fit the EC-secp256r1 key") as info:
-        key.algorithm_for("RS256")
+        LocalKeySigner(key, "RS256")
     assert info.value.field == "algorithm"
     rsa_key = load_signing_key(request_for(keystores["default"]))
-    assert rsa_key.algorithm_for("PS384") == "PS384"
+    assert LocalKeySigner(rsa_key, "PS384").algorithm == "PS384"
 
 
 def test_certificate_expiry(tmp_path: Path) -> None:
     store = ks.make_keystore(tmp_path, "soon", store_type="pkcs12", validity_days=10)
     key = load_signing_key(request_for(store))
     assert key.not_after is not None
-    warning = key.certificate_warning()
+    warning = certificate_warning(key.certificate, key.alias)
     assert warning is not None
     assert "expires on" in warning
     assert "in 9 day(s)" in warning or "in 10 day(s)" in warning
+    check_certificate(key.certificate, key.alias)  # not expired yet: no error
+    expired = key.not_after + timedelta(seconds=1)
     with pytest.raises(KeystoreError, match="expired on") as info:
-        key.certificate_warning(now=key.not_after + timedelta(seconds=1))
+        check_certificate(key.certificate, key.alias, now=expired)
     assert info.value.field == "key_file"
-    assert key.certificate_warning(now=key.not_after - timedelta(days=31)) is None
+    assert certificate_warning(key.certificate, key.alias, now=expired) is None  # an error, not a warning
+    assert certificate_warning(key.certificate, key.alias, now=key.not_after - timedelta(days=31)) is None
 
 
 def test_jks_without_the_extra_explains_and_gives_the_conversion(

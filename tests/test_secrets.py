@@ -24,7 +24,7 @@ def test_everything_secret_is_masked_in_logs(auth_server, keystores, set_connect
     key_line = next(line for line in pem_text.splitlines() if len(line) > 40 and not line.startswith("-"))
     for secret in (token.access_token, assertion, CLIENT_SECRET, STORE_PASSWORD, key_line):
         assert secret not in redact(f"log line with {secret} inside"), secret[:8]
-    for text in (repr(hook.settings), repr(hook.credentials), repr(token), repr(hook.signing_key)):
+    for text in (repr(hook.settings), repr(hook.credentials), repr(token), repr(hook.signer)):
         for secret in (token.access_token, CLIENT_SECRET, STORE_PASSWORD, key_line):
             assert secret not in text
 

@@ -16,15 +16,12 @@ import requests
 from airflow.sdk import BaseOperator, Context, conf
 from airflow.sdk.bases.decorator import determine_kwargs
 
+from airflow_jwt_provider.api_request import ApiRequest
+from airflow_jwt_provider.api_response import body_excerpt
 from airflow_jwt_provider.hooks.jwt_bearer import JwtBearerHook
-from airflow_jwt_provider.triggers.api_request import (
-    ApiRequest,
-    PollSpec,
-    RetryPolicy,
-    body_excerpt,
-    send_with_retries,
-)
-from airflow_jwt_provider.triggers.http import JwtBearerHttpTrigger
+from airflow_jwt_provider.polling import PollSpec
+from airflow_jwt_provider.retry import RetryPolicy
+from airflow_jwt_provider.token_parameters import TokenParameters
 
 REQUEST_TEMPLATE_FIELDS: tuple[str, ...] = (
     "jwt_bearer_conn_id",
@@ -113,14 +110,12 @@ class JwtBearerRequestOperator(BaseOperator):
             json=self.json,
             data=self.data,
             headers=self.headers,
-            subject=self.subject,
-            scope=self.scope,
-            claims=self.claims,
+            token=TokenParameters.of(self.subject, self.scope, self.claims),
         )
 
     def send(self, request: ApiRequest) -> requests.Response:
         """Send synchronously (token refresh on 401, retries on 429/5xx); the answer, any status."""
-        return send_with_retries(self.hook, request, self.retry, self.log)
+        return self.hook.send(request, retry=self.retry)
 
     def defer_request(
         self,
@@ -132,6 +127,8 @@ class JwtBearerRequestOperator(BaseOperator):
         timeout: timedelta | None = None,
     ) -> NoReturn:
         """Hand ``request`` to :class:`JwtBearerHttpTrigger`; resume in ``method_name`` with the event."""
+        from airflow_jwt_provider.triggers.http import JwtBearerHttpTrigger  # aiohttp: only when deferring
+
         if not request.idempotent:
             self.log.warning(
                 "%s is deferred: if the triggerer restarts while it runs, the request may be sent twice",

@@ -104,3 +104,41 @@ def describe_public_key(public_key: SigningPublicKey) -> str:
     if isinstance(public_key, ec.EllipticCurvePublicKey):
         return f"EC-{public_key.curve.name}"
     return "Ed25519"
+
+
+#: JWS algorithms an RSA key can sign with.
+RSA_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
+
+
+def allowed_algorithms(public_key: SigningPublicKey) -> tuple[str, ...]:
+    """The JWS algorithms a key pair can sign with: any RSA one, the curve's ECDSA one, or EdDSA."""
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return RSA_ALGORITHMS
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        return tuple(alg for alg, curve in ES_CURVES.items() if curve == public_key.curve.name)
+    return ("EdDSA",)
+
+
+def default_algorithm(public_key: SigningPublicKey) -> str:
+    """RSA → RS256, EC → ES256/384/512 by curve, Ed25519 → EdDSA."""
+    allowed = allowed_algorithms(public_key)
+    if not allowed:
+        curve = public_key.curve.name if isinstance(public_key, ec.EllipticCurvePublicKey) else "?"
+        raise ValueError(f"no JWS algorithm signs with the EC curve {curve}; use P-256, P-384 or P-521")
+    return allowed[0]
+
+
+def choose_algorithm(public_key: SigningPublicKey, requested: str | None) -> str:
+    """``requested`` if the key can sign with it, else the key's default; a misfit names the setting."""
+    from airflow_jwt_provider.exceptions import JwtBearerConfigError
+
+    if requested is None:
+        return default_algorithm(public_key)
+    allowed = allowed_algorithms(public_key)
+    if requested not in allowed:
+        raise JwtBearerConfigError(
+            f"algorithm {requested} does not fit the {describe_public_key(public_key)} key; "
+            f"use one of {', '.join(allowed)} or remove the algorithm setting",
+            field="algorithm",
+        )
+    return requested
