@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from flask import Response, jsonify, request
 
 from devserver.api import API_PREFIX
-from devserver.records import new_token_record
+from devserver.records import RECORDS_PREFIX, new_token_record
 from devserver.token_endpoint import TOKEN_PATH
 from devserver.web import local_server
 
@@ -95,8 +95,12 @@ class Faults:
 def inject_failure() -> Response | None:
     """``before_request`` hook: serve a due failure instead of the request (before authentication).
 
-    An injected failure of the token endpoint is recorded like any token request.
+    An injected failure of the token endpoint is recorded like any token request. The
+    ``/_devserver/`` view is exempt: reading the records must not use up a failure meant for
+    the client under test.
     """
+    if request.path.startswith(RECORDS_PREFIX + "/"):
+        return None
     server = local_server()
     failure = server.faults.take_failure(request.path)
     if failure is None:

@@ -12,7 +12,8 @@ the way providers behave. The parts:
 * :mod:`devserver.token_endpoint`: ``POST /oauth2/token`` and the RFC 8414 metadata;
 * :mod:`devserver.api`: the protected API under ``/api`` and its bearer-token check;
 * :mod:`devserver.faults`: injected 429/503 answers and a proxy's HTML 502 page;
-* :mod:`devserver.records`: what is recorded per token request;
+* :mod:`devserver.records`: what is recorded per token request, and the loopback-only JSON view
+  of the records (``/_devserver/...``) for a server running in another process;
 * :mod:`devserver.cli`: ``python -m devserver``;
 * this module: :class:`LocalAuthorizationServer` -- lifecycle, clients, knobs, records, issued
   tokens and the clock -- which assembles the Flask app from those blueprints.
@@ -46,7 +47,7 @@ from flask import Flask, Response, jsonify, request
 from joserfc import jwk
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from devserver import api, faults, token_endpoint
+from devserver import api, faults, records, token_endpoint
 from devserver.api import API_PREFIX, DEFAULT_JOB_READY_AFTER
 from devserver.api import ITEM_COUNT as ITEM_COUNT  # re-exported: it used to be defined here
 from devserver.faults import Faults
@@ -208,6 +209,14 @@ class LocalAuthorizationServer:
         token (None when refused), ``auth_scheme`` (the Authorization scheme only), ``status``.
     ``results``
         the JSON bodies posted to ``/api/results``.
+
+    Records over HTTP, for a server in another process (``python -m devserver``); answered
+    to loopback clients only, 403 otherwise (see :mod:`devserver.records`):
+
+    ``GET /_devserver/token-requests``, ``GET /_devserver/api-requests``
+        ``token_requests`` and ``api_requests`` as JSON arrays.
+    ``POST /_devserver/reset``
+        :meth:`reset`.
 
     Parts the blueprints and grants use: ``authlib`` (Authlib's authorization server with the
     grants of :mod:`devserver.grants`), ``faults`` (:class:`devserver.faults.Faults`),
@@ -514,6 +523,7 @@ class LocalAuthorizationServer:
         app.register_blueprint(api.blueprint)
         app.before_request(faults.inject_failure)
         app.register_blueprint(token_endpoint.blueprint)
+        app.register_blueprint(records.blueprint)
         app.add_url_rule("/healthz", "healthz", _healthz, methods=["GET"])
         app.register_error_handler(404, _not_found)
         app.register_error_handler(405, _not_allowed)

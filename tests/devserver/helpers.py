@@ -8,8 +8,15 @@ one that accepted everything would fail the negative ones.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +116,47 @@ def client_assertion(
     headers = {"x5t#S256": key.store.certificate_thumbprint()}
     token = assertion(server, key, alg=alg, headers=headers, **{"iss": client_id, "sub": client_id, **claims})
     return {"client_assertion_type": CLIENT_ASSERTION_TYPE, "client_assertion": token}
+
+
+@dataclass
+class DevserverProcess:
+    """A ``python -m devserver`` child process; ``stdout``/``stderr`` are set once it has stopped."""
+
+    process: subprocess.Popen[str]
+    url: str = ""
+    stdout: str = ""
+    stderr: str = ""
+
+    @property
+    def token_url(self) -> str:
+        return self.url + "/oauth2/token"
+
+
+@contextmanager
+def devserver_process(tmp_path: Path, *args: str) -> Iterator[DevserverProcess]:
+    """``python -m devserver --port 0 --url-file FILE *args`` in its own process, stopped by SIGTERM.
+
+    Runs the server the way docker-compose's ``authserver`` service does, from the repository
+    root; yields once the URL file says it listens.
+    """
+    url_file = tmp_path / "url"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devserver", "--port", "0", *args, "--url-file", str(url_file)],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    running = DevserverProcess(process)
+    try:
+        deadline = time.monotonic() + 20
+        while not url_file.exists():
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "devserver did not start"
+            time.sleep(0.05)
+        running.url = url_file.read_text().strip()
+        yield running
+    finally:
+        process.send_signal(signal.SIGTERM)
+        running.stdout, running.stderr = process.communicate(timeout=10)
