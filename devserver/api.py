@@ -6,7 +6,8 @@ Refusals are RFC 6750 §3 errors (401, ``WWW-Authenticate: Bearer error="invalid
 
 Every request under ``/api/`` -- refused, failed by an injected fault or unrouted too -- is
 recorded in ``api_requests`` (see ``LocalAuthorizationServer``), with the Authorization
-scheme only, never the credential.
+scheme only, never the credential, and with credential query parameters (``access_token``...)
+redacted.
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ if TYPE_CHECKING:
 API_PREFIX = "/api"
 ITEM_COUNT = 23
 DEFAULT_JOB_READY_AFTER = 3
+#: Query parameters whose values are credentials (RFC 6750 §2.3 allows ``access_token`` in the
+#: query; the others belong to the token endpoint). The API accepts none of them, but a client
+#: that sends one is recorded with the name kept and the value replaced.
+CREDENTIAL_PARAMETERS = frozenset({"access_token", "refresh_token", "client_secret", "assertion", "client_assertion"})
+REDACTED = "<redacted>"
 
 blueprint = Blueprint("api", __name__, url_prefix=API_PREFIX)
 
@@ -43,7 +49,9 @@ def _begin_api_record() -> None:
         g.api_record = {
             "method": request.method,
             "path": request.path,
-            "query": request.args.to_dict(),
+            "query": {
+                name: REDACTED if name in CREDENTIAL_PARAMETERS else value for name, value in request.args.items()
+            },
             "subject": None,
             "client_id": None,
             "auth_scheme": auth_scheme(request.headers.get("Authorization")),

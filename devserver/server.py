@@ -205,7 +205,8 @@ class LocalAuthorizationServer:
         refused) with ``assertion_verified``/``client_assertion_verified``, ``issued_sub``,
         ``issued_scope``, ``success``, ``status``, ``error``, ``error_description``, ``time``.
     ``api_requests``
-        ``method``, ``path``, ``query`` (dict), ``subject`` and ``client_id`` of the bearer
+        ``method``, ``path``, ``query`` (dict; the values of ``access_token`` and other credential
+        parameters replaced by ``"<redacted>"``), ``subject`` and ``client_id`` of the bearer
         token (None when refused), ``auth_scheme`` (the Authorization scheme only), ``status``.
     ``results``
         the JSON bodies posted to ``/api/results``.

@@ -115,6 +115,9 @@ def test_records_hold_no_secret(server: LocalAuthorizationServer, keys: dict[str
     for access_token in received:
         assert api(server, "/whoami", access_token).status_code == 200
     assert api(server, "/echo-headers", received[0]).status_code == 200
+    # RFC 6750 §2.3 allows the token in the query; the server does not accept it, nor record it.
+    in_query = api(server, "/whoami", None, params={"access_token": received[1], "page": "2"})
+    assert in_query.status_code == 401
 
     token_records, api_records = view(server.url, "token-requests"), view(server.url, "api-requests")
     assert len(token_records) == 6
@@ -124,7 +127,8 @@ def test_records_hold_no_secret(server: LocalAuthorizationServer, keys: dict[str
         "client_secret_basic",
         "client_secret_post",
     ]
-    assert len(api_records) == len(received) + 1
+    assert len(api_records) == len(received) + 2
+    assert api_records[-1]["query"] == {"access_token": "<redacted>", "page": "2"}
     text = json.dumps([token_records, api_records])
     signatures = [jwt_value.rsplit(".", 1)[1] for jwt_value in sent if jwt_value.count(".") == 2]
     assert len(signatures) == 3
