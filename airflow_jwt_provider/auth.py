@@ -10,6 +10,7 @@ from requests.auth import AuthBase
 from airflow_jwt_provider.access_token import AccessToken
 from airflow_jwt_provider.credentials import JwtBearerCredentials
 from airflow_jwt_provider.token_parameters import DEFAULT_TOKEN, TokenParameters
+from airflow_jwt_provider.trusted_hosts import TrustedHosts
 
 
 class JwtBearerAuth(AuthBase):
@@ -20,17 +21,30 @@ class JwtBearerAuth(AuthBase):
     ahead), :meth:`JwtBearerCredentials.refresh_rejected` gives a fresh token and the request
     is re-sent once; a second 401 is returned to the caller as is. A request whose body is a
     stream (a file, a generator) cannot be re-sent, and its 401 is returned as is too.
+
+    A request to a host the token must not reach (see :mod:`airflow_jwt_provider.trusted_hosts`)
+    fails here, before a token is fetched or anything is sent.
+
+    :param trusted: where the token may go; by default the connection's Host and ``trusted_hosts``.
     """
 
-    def __init__(self, credentials: JwtBearerCredentials, params: TokenParameters = DEFAULT_TOKEN) -> None:
+    def __init__(
+        self,
+        credentials: JwtBearerCredentials,
+        params: TokenParameters = DEFAULT_TOKEN,
+        *,
+        trusted: TrustedHosts | None = None,
+    ) -> None:
         self.credentials = credentials
         self.params = params
+        self.trusted = trusted or credentials.settings.trusted(credentials.settings.api_base_url)
         self.retries_on_401 = 0
 
     def __repr__(self) -> str:
         return f"JwtBearerAuth({self.credentials!r}, {self.params!r})"
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        self.trusted.check(request.url or "")
         token = self.credentials.get_token(self.params)
         request.headers["Authorization"] = token.authorization_header
         request.register_hook("response", self._make_401_handler(token))

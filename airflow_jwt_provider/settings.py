@@ -20,6 +20,7 @@ from airflow_jwt_provider.exceptions import JwtBearerConfigError
 from airflow_jwt_provider.presets import Preset, get_preset
 from airflow_jwt_provider.secrets import mask_secret_value
 from airflow_jwt_provider.token_parameters import canonical_claims
+from airflow_jwt_provider.trusted_hosts import HostPattern, TrustedHosts, parse_trusted_hosts
 
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 CLIENT_CREDENTIALS_GRANT = "client_credentials"
@@ -68,6 +69,7 @@ EXTRA_KEYS = (
     "timeout",
     "verify",
     "proxies",
+    "trusted_hosts",
 )
 
 
@@ -142,6 +144,11 @@ class JwtBearerSettings:
     timeout: float = DEFAULT_TIMEOUT
     verify: bool | str = True
     proxies: Mapping[str, str] | None = None
+    trusted_hosts: tuple[HostPattern, ...] = ()
+
+    def trusted(self, base_url: str | None) -> TrustedHosts:
+        """Where this connection's token may go, given the effective API base (Host or ``instance_url``)."""
+        return TrustedHosts(self.conn_id, base_url, self.trusted_hosts)
 
     @property
     def http(self) -> HttpSettings:
@@ -245,6 +252,7 @@ class _SettingsParser:
             timeout=self._float("timeout", DEFAULT_TIMEOUT),
             verify=self._verify(),
             proxies=self._proxies(),
+            trusted_hosts=self._trusted_hosts(),
         )
         if settings.auth_url is None and settings.keystore_type != "google_json":
             raise self.error(
@@ -440,6 +448,21 @@ class _SettingsParser:
         if isinstance(value, str):
             return value  # a CA bundle path, as requests accepts
         raise self.error("verify", "must be true, false or the path of a CA bundle")
+
+    def _trusted_hosts(self) -> tuple[HostPattern, ...]:
+        value = self._json_value("trusted_hosts")
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            value = value.replace(",", " ").split()
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.error(
+                "trusted_hosts", 'must be host names, comma-separated or a JSON list like ["files.example.com"]'
+            )
+        try:
+            return parse_trusted_hosts(value)
+        except ValueError as exc:
+            raise self.error("trusted_hosts", f"entry {exc}") from None
 
     def _proxies(self) -> dict[str, str] | None:
         value = self._json_value("proxies")

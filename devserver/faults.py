@@ -32,8 +32,11 @@ class _Failure:
     status: int
     retry_after: int | str | None
     remaining: int
+    location: str | None = None
 
     def response(self) -> Response:
+        if self.location is not None:  # a redirect, as an API answers with a download link
+            return Response("", status=self.status, headers={"Location": self.location})
         body = {"error": "temporarily_unavailable", "error_description": f"injected HTTP {self.status}"}
         if self.status == 429:
             body = {"error": "rate_limited", "error_description": "Too many requests (injected)."}
@@ -57,11 +60,18 @@ class Faults:
             self._failures = []
             self._html_error_next = False
 
-    def fail_next(self, path_prefix: str, status: int, retry_after: int | str | None = None, count: int = 1) -> None:
+    def fail_next(
+        self,
+        path_prefix: str,
+        status: int,
+        retry_after: int | str | None = None,
+        count: int = 1,
+        location: str | None = None,
+    ) -> None:
         """See :meth:`devserver.server.LocalAuthorizationServer.fail_next`."""
         prefix = path_prefix if path_prefix.startswith("/") else f"{API_PREFIX}/{path_prefix}"
         with self._lock:
-            self._failures.append(_Failure(prefix, status, retry_after, count))
+            self._failures.append(_Failure(prefix, status, retry_after, count, location))
 
     def take_failure(self, path: str) -> _Failure | None:
         """The failure to serve for ``path`` (the oldest matching), counted down; None if none."""

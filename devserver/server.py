@@ -356,14 +356,23 @@ class LocalAuthorizationServer:
             self.clients[client_id] = client
         return client
 
-    def fail_next(self, path_prefix: str, status: int, retry_after: int | str | None = None, count: int = 1) -> None:
+    def fail_next(
+        self,
+        path_prefix: str,
+        status: int,
+        retry_after: int | str | None = None,
+        count: int = 1,
+        *,
+        location: str | None = None,
+    ) -> None:
         """Answer the next ``count`` requests under ``path_prefix`` with ``status`` (429, 503...).
 
         A prefix without a leading slash is relative to ``/api/`` (``"items"`` = ``/api/items``);
         ``"/oauth2/token"`` injects failures into the token endpoint too. The failure comes
         before authentication, as a rate limiter or gateway in front of the API would answer.
+        With ``location``, the answer is a redirect there (``status`` 302, 307...).
         """
-        self.faults.fail_next(path_prefix, status, retry_after, count)
+        self.faults.fail_next(path_prefix, status, retry_after, count, location)
 
     @property
     def html_error_next(self) -> bool | int:

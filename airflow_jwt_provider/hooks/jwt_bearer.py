@@ -147,15 +147,18 @@ class JwtBearerHook(BaseHook):
         """A new ``requests`` session that authenticates as ``subject`` (the connection's by default).
 
         Relative URLs resolve against the connection's host (or Salesforce's ``instance_url``).
+        A request to any other host fails before it is sent unless the connection's
+        ``trusted_hosts`` lists it: the token goes only where the connection says.
         """
         return self._new_session(TokenParameters.of(subject, scope, claims))
 
     def _new_session(self, params: TokenParameters) -> JwtBearerSession:
         credentials = self.credentials
+        base_url = credentials.api_base_url(params)
         return JwtBearerSession(
-            JwtBearerAuth(credentials, params),
+            JwtBearerAuth(credentials, params, trusted=self.settings.trusted(base_url)),
             self.settings.http,
-            base_url=credentials.api_base_url(params),
+            base_url=base_url,
             keep_alive=self.keep_alive,
         )
 

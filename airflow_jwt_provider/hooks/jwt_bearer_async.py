@@ -155,6 +155,7 @@ class JwtBearerAsyncHook(BaseHook):
         credentials = await self.aget_credentials()
         base_url = await asyncio.to_thread(credentials.api_base_url, request.token)  # may need a token
         url = resolve_url(base_url, request.endpoint, conn_id=self.jwt_bearer_conn_id)
+        credentials.settings.trusted(base_url).check(url)  # before any token is fetched or sent
         attempts = RetryPolicy.coerce(retry).start(request.describe(), request.method, self.log)
         while True:
             try:

@@ -337,7 +337,14 @@ def test_relative_endpoint_without_host_is_a_config_error(hook_for, auth_server,
     set_connection("jwt_nohost", login=CLIENT_ID, extra=connection_extra(store, auth_server))
     with pytest.raises(JwtBearerConfigError, match=r"host .* is empty and endpoint 'whoami' is relative"):
         JwtBearerHook("jwt_nohost").run("whoami")
-    # an absolute URL works without host
+    # without Host, the token goes only to the hosts trusted_hosts lists
+    with pytest.raises(JwtBearerConfigError, match=r"refusing to send the access token to http://127\.0\.0\.1:"):
+        JwtBearerHook("jwt_nohost").run(auth_server.api_url + "/whoami")
+    assert not auth_server.api_requests
+    port = auth_server.api_url.split(":")[2].split("/")[0]
+    set_connection(
+        "jwt_nohost", login=CLIENT_ID, extra=connection_extra(store, auth_server, trusted_hosts=f"127.0.0.1:{port}")
+    )
     assert JwtBearerHook("jwt_nohost").run(auth_server.api_url + "/whoami").json()["sub"] == "alice"
 
 
