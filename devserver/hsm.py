@@ -24,7 +24,6 @@ JSON description (module path, conf file, token label, PINs, keys) for scripts a
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import shutil
@@ -36,9 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+
+from devserver.certificates import TestCa
 
 __all__ = [
     "DEFAULT_KEYS",
@@ -268,14 +268,13 @@ def create_softhsm(
         output = (result.stdout + result.stderr).replace(user_pin, "***").replace(so_pin, "***")
         raise SoftHsmError(f"softhsm2-util --init-token failed ({result.returncode}): {output.strip()}")
 
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_certificate = _ca_certificate(ca_key)
+    ca = TestCa.create("devserver test HSM CA")
     specs = list(keys)
     if activate:
         os.environ["SOFTHSM2_CONF"] = str(conf_path)
-        public_pems = _generate_keys(module_path, token_label, user_pin, specs, ca_key, ca_certificate)
+        public_pems = _generate_keys(module_path, token_label, user_pin, specs, ca)
     else:
-        public_pems = _generate_keys_in_child(env, module_path, token_label, user_pin, specs, ca_key, ca_certificate)
+        public_pems = _generate_keys_in_child(env, module_path, token_label, user_pin, specs, ca)
     hsm_keys = {}
     for spec, (public_pem, certificate_pem) in zip(specs, public_pems, strict=True):
         hsm_keys[(spec.label, spec.object_id)] = HsmKey(
@@ -294,40 +293,7 @@ def create_softhsm(
         user_pin=user_pin,
         so_pin=so_pin,
         keys=hsm_keys,
-        ca_certificate_pem=ca_certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
-    )
-
-
-def _ca_certificate(ca_key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "devserver test HSM CA")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-
-
-def _issue_certificate(
-    public_key: Any, label: str, ca_key: ec.EllipticCurvePrivateKey, ca_certificate: x509.Certificate
-) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.timezone.utc)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"hsm key {label}")]))
-        .issuer_name(ca_certificate.subject)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
+        ca_certificate_pem=ca.certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
     )
 
 
@@ -336,8 +302,7 @@ def _generate_keys(
     token_label: str,
     user_pin: str,
     specs: list[KeySpec],
-    ca_key: ec.EllipticCurvePrivateKey,
-    ca_certificate: x509.Certificate,
+    ca: TestCa,
 ) -> list[tuple[str, str]]:
     """Generate the key pairs in the token; return (public key PEM, certificate PEM) per key."""
     import pkcs11
@@ -374,7 +339,7 @@ def _generate_keys(
             else:
                 raise ValueError(f"unsupported key type {spec.key_type!r}")
             public_key = public_key_from_token_object(public)
-            certificate = _issue_certificate(public_key, spec.label, ca_key, ca_certificate)
+            certificate = ca.issue(public_key, f"hsm key {spec.label}")
             if spec.certificate_object:
                 session.create_object(
                     {
@@ -402,18 +367,17 @@ def _generate_keys_in_child(
     token_label: str,
     user_pin: str,
     specs: list[KeySpec],
-    ca_key: ec.EllipticCurvePrivateKey,
-    ca_certificate: x509.Certificate,
+    ca: TestCa,
 ) -> list[tuple[str, str]]:
     request = {
         "module_path": module_path,
         "token_label": token_label,
         "user_pin": user_pin,
         "specs": [spec.__dict__ for spec in specs],
-        "ca_key": ca_key.private_bytes(
+        "ca_key": ca.key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         ).decode("ascii"),
-        "ca_certificate": ca_certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+        "ca_certificate": ca.certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
     }
     result = subprocess.run(
         [sys.executable, "-m", "devserver.hsm", "--generate-from-stdin"],
@@ -436,9 +400,8 @@ def _generate_from_stdin() -> None:
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
     ca_certificate = x509.load_pem_x509_certificate(request["ca_certificate"].encode("ascii"))
     specs = [KeySpec(**spec) for spec in request["specs"]]
-    pairs = _generate_keys(
-        request["module_path"], request["token_label"], request["user_pin"], specs, ca_key, ca_certificate
-    )
+    ca = TestCa(key=ca_key, certificate=ca_certificate)
+    pairs = _generate_keys(request["module_path"], request["token_label"], request["user_pin"], specs, ca)
     print(json.dumps(pairs))
 
 
