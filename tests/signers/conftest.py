@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
 import pytest
 
-from devserver import hsm
+from devserver import hsm, kms
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +27,29 @@ def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[hsm.SoftHsm]:
     close_sessions()
 
 
+@pytest.fixture(scope="session")
+def kms_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[kms.KmsEmulator]:
+    """moto's KMS server as a separate process on a free 127.0.0.1 port, for the whole session."""
+    # boto3 must never look for instance credentials (169.254.169.254) from a test run.
+    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+    emulator = kms.start_kms_emulator(tmp_path_factory.mktemp("kms"))
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def kms_keys(kms_emulator: kms.KmsEmulator) -> dict[str, dict[str, Any]]:
+    """SIGN_VERIFY keys created with boto3 (public keys read back independently of the signer)."""
+    client = kms_emulator.client()
+    return {
+        "rsa": kms.create_signing_key(client, "RSA_2048", alias="alias/jwt-signing-rsa"),
+        "ec": kms.create_signing_key(client, "ECC_NIST_P256", alias="alias/jwt-signing-ec"),
+        "ec384": kms.create_signing_key(client, "ECC_NIST_P384"),
+    }
+
+
 @pytest.fixture
-def cert_dir(tmp_path: Path) -> Path:
-    return tmp_path
+def aws_conn_id(kms_emulator: kms.KmsEmulator, monkeypatch: pytest.MonkeyPatch) -> str:
+    """An Airflow ``aws`` connection (``AIRFLOW_CONN_…``) with the emulator's endpoint_url and dummy keys."""
+    monkeypatch.setenv("AIRFLOW_CONN_KMS_TEST", kms_emulator.connection())
+    return "kms_test"
