@@ -256,6 +256,15 @@ class AwsKmsSigner:
                 f"(or the {self._fields['region_name']} setting)",
                 field=field,
             ) from None
+        except self._botocore.ClientError as exc:  # e.g. the connection's role_arn cannot be assumed
+            error = exc.response.get("Error", {}) if isinstance(exc.response, dict) else {}
+            field = self._fields["aws_conn_id"]
+            raise KeystoreError(
+                f"cannot create a KMS client from Airflow connection {self._aws_conn_id!r}: AWS refused "
+                f"{getattr(exc, 'operation_name', 'a call')} ({error.get('Code', 'Unknown')}); check its credentials "
+                "and role_arn",
+                field=field,
+            ) from None
         except (self._botocore.BotoCoreError, ValueError) as exc:
             field = self._fields["aws_conn_id"]
             raise KeystoreError(

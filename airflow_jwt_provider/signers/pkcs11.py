@@ -214,6 +214,17 @@ def _reinitialize_after_fork(pkcs11: Any, module_path: str) -> None:
             library.initialize()
 
 
+def _reset_locks_in_child() -> None:
+    """After a fork, give the child fresh locks: a parent thread may have held one at the fork, forever."""
+    global _LINKS_LOCK
+    _LINKS_LOCK = threading.Lock()
+    for link in _LINKS.values():
+        link.lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_reset_locks_in_child)
+
+
 def _link_for(module_path: str, token_label: str) -> _TokenLink:
     with _LINKS_LOCK:
         link = _LINKS.get((module_path, token_label))
