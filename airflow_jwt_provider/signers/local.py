@@ -6,7 +6,7 @@ from cryptography import x509
 from jwt.algorithms import Algorithm, get_default_algorithms
 
 from airflow_jwt_provider.keys import SigningKey
-from airflow_jwt_provider.signers.base import SigningPublicKey, choose_algorithm
+from airflow_jwt_provider.signers.base import JWS_HASHES, SigningPublicKey, choose_algorithm
 
 _JWS_ALGORITHMS: dict[str, Algorithm] = get_default_algorithms()
 
@@ -20,7 +20,9 @@ class LocalKeySigner:
 
     def __init__(self, key: SigningKey, algorithm: str | None = None) -> None:
         self.key = key
-        self._algorithm = choose_algorithm(key.public_key, algorithm)
+        self._algorithm = choose_algorithm(
+            key.public_key, algorithm, supported=(*JWS_HASHES, "EdDSA"), key_field="key_file", where="the signing key"
+        )
         self._implementation = _JWS_ALGORITHMS[self._algorithm]
 
     def __repr__(self) -> str:
