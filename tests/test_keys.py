@@ -200,7 +200,9 @@ def test_short_rsa_key_is_refused(tmp_path: Path) -> None:
 def test_algorithm_must_fit_the_key(keystores: dict[str, ks.Keystore]) -> None:
     key = load_signing_key(request_for(keystores["ec256"]))
     assert LocalKeySigner(key).algorithm == "ES256"
-    with pytest.raises(JwtBearerConfigError, match=r"algorithm RS256 does not fit the signing key \(EC-secp256r1\); use one of ES256") as info:
+    with pytest.raises(
+        JwtBearerConfigError, match=r"algorithm RS256 does not fit the signing key \(EC-secp256r1\); use one of ES256"
+    ) as info:
         LocalKeySigner(key, "RS256")
     assert info.value.field == "algorithm"
     rsa_key = load_signing_key(request_for(keystores["default"]))
