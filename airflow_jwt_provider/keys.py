@@ -410,7 +410,7 @@ _LOADERS: dict[str, Callable[[_KeyLoader], SigningKey]] = {
 
 def _import_pyjks(where: str, store_type: str, path: str | None) -> Any:
     try:
-        import jks  # type: ignore[import-untyped]
+        import jks
     except ImportError:
         source = path or "keystore.jks"
         raise KeystoreError(
