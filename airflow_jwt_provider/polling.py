@@ -67,12 +67,12 @@ class PollSpec:
 _MISSING = object()
 
 
-def json_contains(body: Any, expected: Mapping[str, Any] | None) -> bool:
+def json_contains(body: object, expected: Mapping[str, Any] | None) -> bool:
     """Whether ``body[key] == value`` for every item of ``expected``; ``a.b`` reaches into objects."""
     if not expected:
         return True
     for path, wanted in expected.items():
-        value: Any = body
+        value: object = body
         for part in str(path).split("."):
             value = value.get(part, _MISSING) if isinstance(value, Mapping) else _MISSING
         if value is _MISSING or value != wanted:
