@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -292,7 +292,9 @@ class _KeyLoader:
         return decrypt
 
     def _load_java_keystore(self, store_type: str) -> SigningKey:
-        jks = _import_pyjks(self.where, store_type, self.request.source.path)
+        _import_pyjks(self.where, store_type, self.request.source.path)
+        import jks
+
         try:
             store = jks.KeyStore.loads(self.material, self.request.keystore_password or "", try_decrypt_keys=False)
         except jks.util.KeystoreSignatureException:
@@ -308,7 +310,7 @@ class _KeyLoader:
             ) from None
         key_password = self.request.key_password or self.request.keystore_password or ""
 
-        def opener(entry: Any) -> KeyOpener:  # entry: a pyjks PrivateKeyEntry (pyjks has no type hints)
+        def opener(entry: jks.PrivateKeyEntry) -> KeyOpener:
             def decrypt() -> PrivateKeyTypes:
                 try:
                     if not entry.is_decrypted():
@@ -417,9 +419,10 @@ _LOADERS: dict[str, Callable[[_KeyLoader], SigningKey]] = {
 }
 
 
-def _import_pyjks(where: str, store_type: str, path: str | None) -> Any:  # the jks module: it has no type hints
+def _import_pyjks(where: str, store_type: str, path: str | None) -> None:
+    """Import pyjks (the optional ``[jks]`` extra), or raise the advice to install it or convert the keystore."""
     try:
-        import jks
+        import jks  # noqa: F401 -- whether it imports; the caller imports it for use
     except ImportError:
         source = path or "keystore.jks"
         raise KeystoreError(
@@ -429,7 +432,6 @@ def _import_pyjks(where: str, store_type: str, path: str | None) -> Any:  # the 
             f"-destkeystore {Path(source).stem}.p12 -deststoretype PKCS12",
             field="keystore_type",
         ) from None
-    return jks
 
 
 def _password_bytes(password: str | None) -> bytes | None:
