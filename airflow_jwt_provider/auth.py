@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -50,7 +51,7 @@ class JwtBearerAuth(AuthBase):
         request.register_hook("response", self._make_401_handler(token))
         return request
 
-    def _make_401_handler(self, token: AccessToken) -> Any:
+    def _make_401_handler(self, token: AccessToken) -> Callable[..., requests.Response]:
         def handle_401(response: requests.Response, **send_kwargs: Any) -> requests.Response:
             request = response.request
             if response.status_code != 401 or getattr(request, "_jwt_bearer_retried", False):
@@ -63,6 +64,7 @@ class JwtBearerAuth(AuthBase):
             response.close()
             retry = request.copy()
             retry.headers["Authorization"] = fresh.authorization_header
+            # a mark of ours on requests' object (read with getattr above): the re-send is not re-sent
             retry._jwt_bearer_retried = True  # type: ignore[attr-defined]
             retry.hooks["response"] = []  # no second retry
             new_response = response.connection.send(retry, **send_kwargs)

@@ -67,12 +67,12 @@ class PollSpec:
 _MISSING = object()
 
 
-def json_contains(body: Any, expected: Mapping[str, Any] | None) -> bool:
+def json_contains(body: object, expected: Mapping[str, Any] | None) -> bool:
     """Whether ``body[key] == value`` for every item of ``expected``; ``a.b`` reaches into objects."""
     if not expected:
         return True
     for path, wanted in expected.items():
-        value: Any = body
+        value: object = body
         for part in str(path).split("."):
             value = value.get(part, _MISSING) if isinstance(value, Mapping) else _MISSING
         if value is _MISSING or value != wanted:
@@ -114,17 +114,23 @@ def callable_path(func: Callable[..., Any] | str) -> str:
 
 
 def import_callable(path: str) -> Callable[..., Any]:
-    """``package.module.function`` (or ``package.module.Class.method``) → the object."""
+    """``package.module.function`` (or ``package.module.Class.method``) → the object.
+
+    A path to something that cannot be called (a constant, a module) is an :class:`ImportError`
+    naming what it found, here, rather than a bare "object is not callable" at the first poll.
+    """
     module_name, _, attribute = path.rpartition(".")
     parts: list[str] = [attribute]
     while module_name:
         try:
-            target: Any = importlib.import_module(module_name)
+            target: object = importlib.import_module(module_name)
         except ImportError:
             module_name, _, outer = module_name.rpartition(".")
             parts.insert(0, outer)
             continue
         for part in parts:
             target = getattr(target, part)
+        if not callable(target):
+            raise ImportError(f"{path!r} is a {type(target).__name__}, not a function")
         return target
     raise ImportError(f"cannot import {path!r}")

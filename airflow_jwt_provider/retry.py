@@ -9,13 +9,12 @@ hook) only sleep and send again.
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Protocol
 
 from airflow_jwt_provider.exceptions import JwtBearerConfigError
 
@@ -23,6 +22,12 @@ from airflow_jwt_provider.exceptions import JwtBearerConfigError
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 #: Statuses that mean "not processed, come back later" whatever the method.
 NOT_PROCESSED_STATUSES = frozenset({429, 503})
+
+
+class RetryLog(Protocol):
+    """Where retries are reported: a ``logging.Logger`` (token client) or a hook's or trigger's ``self.log``."""
+
+    def warning(self, msg: str, /, *args: Any) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -110,7 +115,7 @@ class RetryPolicy:
     def backoff_delay(self, attempt: int) -> float:
         return float(min(self.backoff * 2 ** (attempt - 1), self.max_wait))
 
-    def start(self, what: str, method: str, log: logging.Logger | Any) -> RetryState:
+    def start(self, what: str, method: str, log: RetryLog) -> RetryState:
         """The state of one request's attempts; the sender's loop asks it after each attempt."""
         return RetryState(self, what, method.upper(), log)
 
@@ -124,7 +129,7 @@ class RetryState:
     Each retry is logged here, in the same words on every path.
     """
 
-    def __init__(self, policy: RetryPolicy, what: str, method: str, log: logging.Logger | Any) -> None:
+    def __init__(self, policy: RetryPolicy, what: str, method: str, log: RetryLog) -> None:
         self.policy = policy
         self.what = what
         self.method = method

@@ -86,10 +86,10 @@ class JwtBearerSession(requests.Session):
             self.mount("https://", adapter)
             self.mount("http://", adapter)
 
-    def request(  # type: ignore[override]
-        self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
-    ) -> requests.Response:
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self.default_timeout)
+        if isinstance(method, bytes):  # requests decodes a bytes method as ASCII too
+            method = method.decode("ascii")
         if isinstance(url, bytes):
             url = url.decode("ascii")
         return super().request(method, resolve_url(self.base_url, url, conn_id=self.conn_id), *args, **kwargs)

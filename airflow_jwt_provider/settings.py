@@ -475,7 +475,7 @@ class _SettingsParser:
         raise self.error("proxies", 'must be a proxy URL or an object like {"https": "http://proxy:3128"}')
 
 
-def _is_unset(value: Any) -> bool:
+def _is_unset(value: object) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
@@ -486,7 +486,7 @@ def _clean(value: str | None) -> str | None:
     return value or None
 
 
-def _parse_bool(value: Any) -> bool | None:
+def _parse_bool(value: object) -> bool | None:
     if isinstance(value, bool):
         return value
     if isinstance(value, str):

@@ -12,12 +12,11 @@ import hashlib
 import json
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from airflow_jwt_provider.access_token import AccessToken
 
 
-def cache_key(**parts: Any) -> str:
+def cache_key(**parts: object) -> str:
     """A stable digest of ``parts`` (JSON-able values; order of keyword arguments is irrelevant)."""
     canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

@@ -61,7 +61,7 @@ def canonical_claims(claims: Mapping[str, Any] | None, *, field_name: str = "cla
         ) from None
 
 
-def _is_json(value: Any) -> bool:
+def _is_json(value: object) -> bool:
     try:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 import requests
 from requests.structures import CaseInsensitiveDict
@@ -26,6 +26,33 @@ from airflow_jwt_provider.exceptions import (
 _EVENT_ERRORS: dict[str, type[JwtBearerError]] = {
     cls.__name__: cls for cls in (JwtBearerConfigError, KeystoreError, TokenEndpointError)
 }
+
+
+class WireResponse(TypedDict):
+    """An answer as a trigger event holds it (:func:`response_to_wire`)."""
+
+    status: int
+    reason: str
+    headers: dict[str, str]
+    url: str
+    method: str
+    body: str  # base64 of the body bytes
+    encoding: str | None
+
+
+class SuccessEvent(TypedDict):
+    """The trigger got an answer (whatever its status): the worker judges it."""
+
+    status: Literal["success"]
+    response: WireResponse
+
+
+class ErrorEvent(TypedDict):
+    """The trigger got no answer to judge (token refused, key unreadable, network error...)."""
+
+    status: Literal["error"]
+    error_type: str
+    message: str
 
 
 def build_response(
@@ -54,7 +81,7 @@ def build_response(
     return response
 
 
-def response_to_wire(response: requests.Response) -> dict[str, Any]:
+def response_to_wire(response: requests.Response) -> WireResponse:
     """A JSON-able answer for a trigger event; the request's headers (the token) are not in it."""
     request = response.request
     return {
@@ -81,11 +108,11 @@ def response_from_wire(wire: Mapping[str, Any]) -> requests.Response:
     )
 
 
-def success_event(wire: Mapping[str, Any]) -> dict[str, Any]:
-    return {"status": "success", "response": dict(wire)}
+def success_event(wire: WireResponse) -> SuccessEvent:
+    return {"status": "success", "response": wire.copy()}
 
 
-def error_event(exc: BaseException) -> dict[str, Any]:
+def error_event(exc: BaseException) -> ErrorEvent:
     """A trigger failure as an event; the message is redacted (provider errors carry no secret anyway)."""
     from airflow.sdk.log import redact
 

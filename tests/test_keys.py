@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+import shutil
+import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from airflow_jwt_provider.certificates import certificate_warning, check_certificate
 from airflow_jwt_provider.exceptions import JwtBearerConfigError, KeystoreError
@@ -195,6 +198,27 @@ def test_short_rsa_key_is_refused(tmp_path: Path) -> None:
     store = ks.make_pem_key(tmp_path, "short", key_size=1024)
     with pytest.raises(KeystoreError, match="1024 bits; RFC 7518 requires at least 2048"):
         load_signing_key(request_for(store))
+
+
+def test_key_type_without_a_jws_algorithm_is_refused(tmp_path: Path) -> None:
+    """An Ed448 key loads (PEM, keytool's PKCS#12) but no JWS algorithm here signs with it: the error says what can."""
+    pem = ed448.Ed448PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    refused = "the key type Ed448PrivateKey cannot sign a JWT here; use RSA, EC or Ed25519"
+    with pytest.raises(KeystoreError, match=refused) as info:
+        load_signing_key(KeyRequest(source=KeySource(inline=pem.decode())))
+    assert info.value.field == "private_key"
+
+    store = tmp_path / "ed448.p12"
+    keytool = shutil.which("keytool")
+    assert keytool is not None, "keytool is required by the tests: install a JRE (Debian: default-jre-headless)"
+    generate = ["-genkeypair", "-keystore", str(store), "-storetype", "PKCS12", "-storepass", STORE_PASSWORD]
+    generate += ["-alias", "ed448", "-keyalg", "Ed448", "-dname", "CN=ed448"]
+    subprocess.run([keytool, "-noprompt", *generate], stdin=subprocess.DEVNULL, capture_output=True, check=True)
+    with pytest.raises(KeystoreError, match=refused) as info:
+        load_signing_key(KeyRequest(source=KeySource(path=str(store)), keystore_password=STORE_PASSWORD))
+    assert info.value.field == "key_file"
 
 
 def test_algorithm_must_fit_the_key(keystores: dict[str, ks.Keystore]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from airflow_jwt_provider.exceptions import JwtBearerConfigError
-from airflow_jwt_provider.polling import DONE, FAIL, WAIT, PollSpec, callable_path, json_contains
+from airflow_jwt_provider.polling import DONE, FAIL, WAIT, PollSpec, callable_path, import_callable, json_contains
 from airflow_jwt_provider.wire import response_from_wire
 from tests.e2e.checks import job_is_done
 from tests.test_wire import wire
@@ -35,3 +35,11 @@ def test_callable_path_accepts_importable_functions_only() -> None:
     for func in (nested, lambda response: True):
         with pytest.raises(JwtBearerConfigError, match="cannot run in the triggerer"):
             callable_path(func)
+
+
+def test_import_callable_refuses_what_cannot_be_called() -> None:
+    assert import_callable("tests.e2e.checks.job_is_done") is job_is_done
+    with pytest.raises(ImportError, match=r"'tests.e2e.checks.__doc__' is a str, not a function"):
+        import_callable("tests.e2e.checks.__doc__")
+    with pytest.raises(ImportError, match=r"'tests.e2e.checks.requests' is a module, not a function"):
+        import_callable("tests.e2e.checks.requests")

@@ -61,7 +61,7 @@ class JwtBearerHook(BaseHook):
         method: str = "GET",
         *,
         token_cache: TokenCache | None = None,
-        auth_type: Any = None,
+        auth_type: object = None,
         tcp_keep_alive: bool = True,
         tcp_keep_alive_idle: int = 120,
         tcp_keep_alive_count: int = 20,

@@ -158,6 +158,6 @@ class JwtBearerRequestOperator(BaseOperator):
             )
 
 
-def call_with_context(func: Callable[..., Any], response: Any, context: Context) -> Any:
+def call_with_context(func: Callable[..., Any], response: requests.Response, context: Context) -> Any:
     """``func(response, **<the context variables it names>)``, as ``HttpOperator`` calls its callables."""
     return func(response, **determine_kwargs(func, [response], context))
