@@ -15,6 +15,7 @@ the DER ``SEQUENCE`` that most libraries and devices return (:func:`ecdsa_der_to
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -182,7 +183,7 @@ def same_public_key(a: object, b: object) -> bool:
 
 
 def load_certificate_file(
-    path: str | Path, public_key: SigningPublicKey, *, field: str = "certificate_file"
+    path: str | os.PathLike[str], public_key: SigningPublicKey, *, field: str = "certificate_file"
 ) -> x509.Certificate:
     """The certificate of ``public_key`` from a PEM (a chain is fine) or DER file.
 

@@ -61,6 +61,7 @@ from airflow_jwt_provider.signers.base import (
     describe_public_key,
     digest,
     ecdsa_der_to_jws,
+    hash_for,
     load_certificate_file,
     public_key_fingerprint,
     same_public_key,
@@ -404,7 +405,7 @@ class Pkcs11Signer:
                     field=self._fields["module_path"],
                 ) from None
         size = (self._public_key.key_size + 7) // 8  # type: ignore[union-attr]
-        return raw.rjust(size, b"\0")
+        return bytes(raw).rjust(size, b"\0")
 
     # --- more about the key, for inspection and logs ----------------------------------------------
 
@@ -624,7 +625,7 @@ class Pkcs11Signer:
         from pkcs11 import MGF, Mechanism
 
         algorithm = self._algorithm
-        hash_name = JWS_HASHES[algorithm].name
+        hash_name = hash_for(algorithm).name
         bits = _BITS[hash_name]
 
         def whole(data: bytes) -> bytes:
