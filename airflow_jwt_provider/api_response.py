@@ -1,4 +1,9 @@
-"""Judging an API answer the same way in every mode: status checks, the body, excerpts for logs."""
+"""Judging an API answer the same way in every mode: status checks, the body, excerpts for logs.
+
+An answer is data from the server, and a server may repeat what it was sent: every text built
+here from a body (an error message, a logged excerpt) goes through
+:func:`~airflow_jwt_provider.redaction.redact_text` with the credential the request carried.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from typing import Any
 import requests
 
 from airflow_jwt_provider.exceptions import ApiResponseError
+from airflow_jwt_provider.redaction import redact_text
 
 _BODY_EXCERPT = 300
 _BODY_LOG_EXCERPT = 1000
@@ -19,11 +25,28 @@ def _request_line(response: requests.Response) -> str:
     return f"{request.method if request is not None else ''} {url}".strip()
 
 
+def _sent_credential(response: requests.Response) -> str | None:
+    """The credential the request carried in its ``Authorization`` header, if any."""
+    request = response.request
+    header = request.headers.get("Authorization") if request is not None else None
+    if isinstance(header, bytes):
+        header = header.decode("latin-1")
+    return (header.partition(" ")[2].strip() or None) if header else None
+
+
+def safe_text(response: requests.Response, limit: int) -> str:
+    """The start of the body, at most ``limit`` characters, without credentials or control characters."""
+    text = (response.text or "")[: limit * 2]  # room for what redaction shortens
+    text = redact_text(text, (_sent_credential(response),))
+    text = "".join(ch if ch.isprintable() or ch in "\n\t" else "?" for ch in text)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(response.text or '')} characters)"
+
+
 def raise_for_status(response: requests.Response) -> None:
     """Raise :class:`ApiResponseError` naming the request and the status for 4xx/5xx answers."""
     if response.status_code < 400:
         return
-    excerpt = (response.text or "")[:_BODY_EXCERPT].strip()
+    excerpt = safe_text(response, _BODY_EXCERPT).strip()
     hint = ""
     if response.status_code == 401:
         hint = " (a fresh token was refused too: check the client's permissions and subject)"
@@ -64,6 +87,5 @@ def response_body(response: requests.Response) -> Any:
 
 
 def body_excerpt(response: requests.Response) -> str:
-    """The start of the body, for ``log_response``."""
-    text = response.text or ""
-    return text if len(text) <= _BODY_LOG_EXCERPT else text[:_BODY_LOG_EXCERPT] + f"... ({len(text)} characters)"
+    """The start of the body, for ``log_response`` (credentials blanked)."""
+    return safe_text(response, _BODY_LOG_EXCERPT)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from datetime import timedelta
 
 import requests
 
@@ -19,7 +20,7 @@ from airflow_jwt_provider.assertion import AssertionMinter
 from airflow_jwt_provider.certificates import certificate_warning, check_certificate
 from airflow_jwt_provider.exceptions import JwtBearerConfigError
 from airflow_jwt_provider.keys import KeyRequest, load_signing_key
-from airflow_jwt_provider.secrets import mask_secret_value
+from airflow_jwt_provider.redaction import install_log_redaction
 from airflow_jwt_provider.settings import (
     CLIENT_CREDENTIALS_GRANT,
     JWT_BEARER_GRANT,
@@ -93,7 +94,9 @@ class JwtBearerCredentials:
             ),
             settings.http,
             session=session,
+            default_token_lifetime=timedelta(seconds=settings.default_token_lifetime),
         )
+        install_log_redaction()  # once per process: per-call credentials never reach a log line
 
     @classmethod
     def from_settings(cls, settings: JwtBearerSettings, *, cache: TokenCache = TOKEN_CACHE) -> JwtBearerCredentials:
@@ -176,8 +179,6 @@ class JwtBearerCredentials:
 
     def get_token(self, params: TokenParameters = DEFAULT_TOKEN, *, force_refresh: bool = False) -> AccessToken:
         """A valid access token for ``params``, from the cache or the endpoint."""
-        if params.assertion is not None:
-            mask_secret_value(params.assertion)
         return self.cache.get(
             self.token_cache_key(params), lambda: self._request_token(params), force_refresh=force_refresh
         )
