@@ -13,7 +13,7 @@ from typing import Any
 import requests
 
 from airflow_jwt_provider.exceptions import ApiResponseError
-from airflow_jwt_provider.redaction import redact_text
+from airflow_jwt_provider.redaction import REPLACEMENT, redact_text
 
 _BODY_EXCERPT = 300
 _BODY_LOG_EXCERPT = 1000
@@ -77,13 +77,33 @@ def check_status(response: requests.Response, accepted: Collection[int] | None) 
 
 
 def response_body(response: requests.Response) -> Any:
-    """The answer's JSON if it is JSON, else its text; ``None`` when empty (204)."""
+    """The answer's JSON if it is JSON, else its text; ``None`` when empty (204).
+
+    This is what goes to XCom: an API that repeats the credential it was sent (some echo
+    their request) must not put the token into the metadata database, so that exact value
+    is replaced by ``***`` wherever it appears in the answer.
+    """
     if not response.content:
         return None
+    sent = _sent_credential(response)
     try:
-        return response.json()
+        body = response.json()
     except ValueError:
-        return response.text
+        return _without(response.text, sent)
+    return _without(body, sent)
+
+
+def _without(value: Any, secret: str | None) -> Any:
+    """``value`` (JSON data) with every occurrence of ``secret`` in its strings replaced."""
+    if not secret:
+        return value
+    if isinstance(value, str):
+        return value.replace(secret, REPLACEMENT) if secret in value else value
+    if isinstance(value, list):
+        return [_without(item, secret) for item in value]
+    if isinstance(value, dict):
+        return {_without(k, secret): _without(v, secret) for k, v in value.items()}
+    return value
 
 
 def body_excerpt(response: requests.Response) -> str:
