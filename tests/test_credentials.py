@@ -2,59 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
 
 import jwt
 import pytest
-from airflow.sdk import Connection
 
 from airflow_jwt_provider.access_token import AccessToken
-from airflow_jwt_provider.credentials import MAX_CLIENT_ASSERTION_LIFETIME, JwtBearerCredentials
-from airflow_jwt_provider.settings import JwtBearerSettings
-from airflow_jwt_provider.token_cache import TokenCache
+from airflow_jwt_provider.credentials import MAX_CLIENT_ASSERTION_LIFETIME
 from airflow_jwt_provider.token_parameters import DEFAULT_TOKEN, TokenParameters
 from devserver import keystores as ks
 from devserver.server import LocalAuthorizationServer
-from tests.conftest import CLIENT_ID, connection_extra, register
-
-OTHER_AUDIENCE = "https://api.example.com/"
-CredentialsFactory = Callable[..., JwtBearerCredentials]
-
-
-@pytest.fixture
-def credentials_for(auth_server: LocalAuthorizationServer, keystores: dict[str, ks.Keystore]) -> CredentialsFactory:
-    """Credentials of a connection signing with ``keystores[name]`` (registered with the server).
-
-    Each test gets a fresh token cache, shared by every credentials object it builds (as
-    hooks of one process share theirs), so that what is reused is decided by the cache key.
-    """
-    cache = TokenCache()
-
-    def make(
-        name: str = "default",
-        *,
-        host: str | None = "api",
-        login: str = CLIENT_ID,
-        register_key: bool = True,
-        **extra: Any,
-    ) -> JwtBearerCredentials:
-        store = keystores[name]
-        if register_key:
-            register(auth_server, store, extra_audiences=(OTHER_AUDIENCE,))
-        conn = Connection(
-            conn_id="jwt_credentials",
-            conn_type="jwt_bearer",
-            login=login,
-            host=auth_server.api_url if host == "api" else host,
-            extra=json.dumps(connection_extra(store, auth_server, **extra)),
-        )
-        return JwtBearerCredentials.from_settings(JwtBearerSettings.from_connection(conn), cache=cache)
-
-    return make
+from tests.conftest import CLIENT_ID, OTHER_AUDIENCE, CredentialsFactory
 
 
 def token_requests(server: LocalAuthorizationServer) -> int:
