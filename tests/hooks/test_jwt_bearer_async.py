@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
+import sys
+import threading
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 import jwt
 import pytest
+from airflow.sdk import BaseHook
 
 from airflow_jwt_provider.exceptions import ApiResponseError
 from airflow_jwt_provider.hooks.jwt_bearer import JwtBearerHook
 from airflow_jwt_provider.hooks.jwt_bearer_async import JwtBearerAsyncHook
 from airflow_jwt_provider.keys import KEY_CACHE
 from airflow_jwt_provider.retry import RetryPolicy
+from airflow_jwt_provider.token_cache import TOKEN_CACHE
 from devserver import keystores as ks
 from devserver.server import LocalAuthorizationServer
 from tests.conftest import CLIENT_ID, connection_extra, register
@@ -271,35 +277,92 @@ async def test_exit_on_an_error_closes_the_session_too(conn_id: str, auth_server
 # --------------------------------------------------------------------------- the event loop
 
 
+class LoopWatch:
+    """Ticks on the event loop; a watchdog thread notes what the loop's thread was doing when a tick is late.
+
+    The stack in the failure message says what blocked the loop, rather than only that it was blocked.
+    """
+
+    def __init__(self, tick: float = 0.01, late: float = 0.05) -> None:
+        self.tick = tick
+        self.late = late
+        self.gaps: list[float] = []
+        self.stalls: list[str] = []
+        self._last = time.monotonic()
+        self._stop = threading.Event()
+        self._loop_thread = threading.get_ident()
+
+    async def __aenter__(self) -> LoopWatch:
+        self._last = time.monotonic()
+        self._ticker = asyncio.create_task(self._tick())
+        self._watchdog = threading.Thread(target=self._watch, daemon=True)
+        self._watchdog.start()
+        await asyncio.sleep(0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._stop.set()
+        await self._ticker
+        self._watchdog.join(timeout=5)
+
+    async def _tick(self) -> None:
+        while not self._stop.is_set():
+            await asyncio.sleep(self.tick)
+            now = time.monotonic()
+            self.gaps.append(now - self._last)
+            self._last = now
+
+    def _watch(self) -> None:
+        noted_for = None
+        while not self._stop.wait(self.tick):
+            last = self._last
+            if time.monotonic() - last > self.late and noted_for != last:
+                noted_for = last
+                frame = sys._current_frames().get(self._loop_thread)
+                self.stalls.append("".join(traceback.format_stack(frame)[-8:]) if frame else "?")
+
+    def report(self) -> str:
+        worst = max(self.gaps, default=0.0)
+        return f"the loop stalled for {worst:.3f} s; its thread was in:\n" + "\n---\n".join(self.stalls)
+
+
 async def test_key_loading_and_token_fetch_never_block_the_loop(
     conn_for: Callable[..., str], auth_server: LocalAuthorizationServer
 ) -> None:
-    """A JCEKS keystore takes ~200 ms to decrypt (pyjks); the loop must keep ticking meanwhile."""
+    """A JCEKS keystore takes ~200 ms to decrypt (pyjks); the loop must keep ticking meanwhile.
+
+    Blocking code on the loop stalls it on every try; a busy shared machine (CPU quota) can
+    stall a whole process now and then. So the call is measured up to three times, from a cold
+    key cache and token cache each time, and one clean measurement is required.
+    """
     conn_id = conn_for("jceks")
-    KEY_CACHE.clear()
-    loads = KEY_CACHE.loads
-    gaps: list[float] = []
-    done = asyncio.Event()
+    # Airflow's own aget_connection imports a module on the loop the first time it runs in a
+    # process (~0.5 s); that is not the provider's doing, so it is paid before measuring.
+    await BaseHook.aget_connection(conn_id)
+    reports: list[str] = []
+    for _ in range(3):
+        KEY_CACHE.clear()
+        TOKEN_CACHE.invalidate()
+        loads = KEY_CACHE.loads
+        # A full garbage collection (0.2-0.4 s in a process that has run many tests) stops every
+        # thread, the loop's too: it would look like a blocked loop, so none runs while measuring.
+        gc.collect()
+        gc.disable()
+        try:
+            async with LoopWatch() as watch:
+                started = time.monotonic()
+                async with JwtBearerAsyncHook(conn_id) as hook:
+                    token = await hook.aget_token()
+                elapsed = time.monotonic() - started
+        finally:
+            gc.enable()
 
-    async def ticker() -> None:
-        last = time.monotonic()
-        while not done.is_set():
-            await asyncio.sleep(0.01)
-            now = time.monotonic()
-            gaps.append(now - last)
-            last = now
-
-    ticking = asyncio.create_task(ticker())
-    await asyncio.sleep(0)
-    started = time.monotonic()
-    async with JwtBearerAsyncHook(conn_id) as hook:
-        token = await hook.aget_token()
-    elapsed = time.monotonic() - started
-    done.set()
-    await ticking
-
-    assert token.valid
-    assert KEY_CACHE.loads == loads + 1  # the keystore was really decrypted during the call
-    assert elapsed >= 0.15, f"the call took {elapsed:.3f} s: too quick to tell a blocked loop"
-    assert len(gaps) >= 5
-    assert max(gaps) < 0.1, f"the loop stalled for {max(gaps):.3f} s during a {elapsed:.3f} s call"
+        assert token.valid
+        assert KEY_CACHE.loads == loads + 1  # the keystore was really decrypted during the call
+        assert elapsed >= 0.15, f"the call took {elapsed:.3f} s: too quick to tell a blocked loop"
+        if len(watch.gaps) >= 5 and max(watch.gaps) < 0.1:
+            break
+        reports.append(f"during a {elapsed:.3f} s call, {watch.report()}")
+    else:
+        pytest.fail("\n\n".join(reports))
+    assert len(auth_server.token_requests) == len(reports) + 1  # one token per measurement
