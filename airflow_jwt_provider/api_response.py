@@ -17,6 +17,7 @@ from airflow_jwt_provider.redaction import REPLACEMENT, redact_text
 
 _BODY_EXCERPT = 300
 _BODY_LOG_EXCERPT = 1000
+_REDACTION_WINDOW = 65536
 
 
 def _request_line(response: requests.Response) -> str:
@@ -25,7 +26,7 @@ def _request_line(response: requests.Response) -> str:
     return f"{request.method if request is not None else ''} {url}".strip()
 
 
-def _sent_credential(response: requests.Response) -> str | None:
+def sent_credential(response: requests.Response) -> str | None:
     """The credential the request carried in its ``Authorization`` header, if any."""
     request = response.request
     header = request.headers.get("Authorization") if request is not None else None
@@ -36,8 +37,9 @@ def _sent_credential(response: requests.Response) -> str | None:
 
 def safe_text(response: requests.Response, limit: int) -> str:
     """The start of the body, at most ``limit`` characters, without credentials or control characters."""
-    text = (response.text or "")[: limit * 2]  # room for what redaction shortens
-    text = redact_text(text, (_sent_credential(response),))
+    # Redacted before it is cut (a cut through a secret would leave part of it), within a window
+    # far longer than any credential.
+    text = redact_text((response.text or "")[:_REDACTION_WINDOW], (sent_credential(response),))
     text = "".join(ch if ch.isprintable() or ch in "\n\t" else "?" for ch in text)
     return text if len(text) <= limit else text[:limit] + f"... ({len(response.text or '')} characters)"
 
@@ -85,7 +87,7 @@ def response_body(response: requests.Response) -> Any:
     """
     if not response.content:
         return None
-    sent = _sent_credential(response)
+    sent = sent_credential(response)
     try:
         body = response.json()
     except ValueError:

@@ -162,7 +162,7 @@ class JwtBearerCredentials:
     # -- tokens -----------------------------------------------------------------------------
 
     def token_cache_key(self, params: TokenParameters = DEFAULT_TOKEN) -> str:
-        """Everything that changes the token: endpoint, client, iss, sub, aud, scope, claims, key."""
+        """Everything that changes the token: endpoint, client and its secret, iss, sub, aud, scope, claims, key."""
         return cache_key(
             token_url=self.token_url,
             client_id=self.client_id,
@@ -174,7 +174,11 @@ class JwtBearerCredentials:
             key=self.key_fingerprint,
             grant=self.settings.grant_type,
             auth_params=dict(self.settings.auth_params),
-            handed_in=hashlib.sha256(params.assertion.encode()).hexdigest() if params.assertion else None,
+            handed_in=_digest(params.assertion),
+            # A connection with a wrong client secret must not be served the token a correct one
+            # fetched: the error would go unnoticed until the cache forgets it.
+            client_auth=self.settings.client_auth,
+            client_secret=_digest(self.settings.client_secret),
         )
 
     def get_token(self, params: TokenParameters = DEFAULT_TOKEN, *, force_refresh: bool = False) -> AccessToken:
@@ -225,3 +229,8 @@ class JwtBearerCredentials:
             scope=None if self.settings.scope_in_assertion else scope,
             params=form,
         )
+
+
+def _digest(value: str | None) -> str | None:
+    """A SHA-256 of a secret, for a cache key (the secret itself never goes in one)."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest() if value else None

@@ -149,19 +149,32 @@ def mask_stable_secret(value: str | None) -> None:
 # --------------------------------------------------------------------------- logging
 
 
+_PLAIN = (int, float, bool, type(None))
+
+
 def _redact_value(value: Any) -> Any:
+    """A log value without credentials: strings redacted; other objects too, through their ``repr``.
+
+    Renderers show an object by its ``repr`` (a message model, a dict of headers...), so a
+    credential inside one is found there; the value is replaced by the redacted ``repr`` only
+    when redaction changed it, and left as it is otherwise.
+    """
     if isinstance(value, str):
         return redact_text(value)
-    return value
+    if isinstance(value, _PLAIN):
+        return value
+    try:
+        shown = repr(value)
+    except Exception:  # a broken __repr__ is the renderer's problem, not a reason to lose the line
+        return value
+    redacted = redact_text(shown)
+    return redacted if redacted != shown else value
 
 
 def redact_log_event(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """structlog processor: :func:`redact_text` over every string of the event (top level)."""
+    """structlog processor: every value of the event without credentials (see :func:`_redact_value`)."""
     for key, value in event_dict.items():
-        if isinstance(value, str):
-            event_dict[key] = redact_text(value)
-        elif isinstance(value, (list, tuple)):
-            event_dict[key] = type(value)(_redact_value(v) for v in value)
+        event_dict[key] = _redact_value(value)
     return event_dict
 
 

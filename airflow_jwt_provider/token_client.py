@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 #: Fields of a token answer that are read here; the others are kept in ``AccessToken.extra``.
 _TOKEN_FIELDS = frozenset({"access_token", "token_type", "expires_in", "scope", "refresh_token", "id_token"})
+#: How much of a server's text is looked at (redacted, then shortened for the message).
+_REDACTION_WINDOW = 65536
 #: The longest ``expires_in`` taken at its word (a year); beyond it the answer is not plausible.
 MAX_EXPIRES_IN = 366 * 86400
 _TIME_WORDS = ("exp", "iat", "nbf", "expired", "not yet valid", "clock", "time", "future", "lifetime")
@@ -257,7 +259,8 @@ class TokenClient:
             value = body.get(name)
             if value is None or value == "":
                 return None
-            return redact_text(_printable(str(value))[:limit], known) or None
+            # Redacted before it is cut: a cut through a secret would leave part of it.
+            return _printable(redact_text(str(value)[:_REDACTION_WINDOW], known))[:limit] or None
 
         error = field("error", 100) or "unknown_error"
         description = field("error_description", 500)

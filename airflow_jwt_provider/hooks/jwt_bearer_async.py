@@ -205,6 +205,7 @@ class JwtBearerAsyncHook(BaseHook):
                 method=request.method,
                 body=await response.read(),
                 encoding=response.charset,
+                authorization=headers["Authorization"],  # as requests keeps it on response.request
             )
 
     async def _client_session(self, credentials: JwtBearerCredentials) -> aiohttp.ClientSession:

@@ -17,13 +17,13 @@ def main(dag_id: str, out: str) -> int:
     from airflow.dag_processing.dagbag import DagBag
     from airflow.sdk import conf
 
-    from tests.e2e.conftest import _collect
+    from tests.e2e.results import collect
 
     bag = DagBag(dag_folder=conf.get("core", "dags_folder"))
     if bag.import_errors:
         print(json.dumps(bag.import_errors), file=sys.stderr)
         return 2
-    result = _collect(bag.dags[dag_id].test())
+    result = collect(bag.dags[dag_id].test())
     Path(out).write_text(
         json.dumps(
             {
