@@ -136,7 +136,7 @@ class JwtBearerCredentials:
         self, params: TokenParameters = DEFAULT_TOKEN, audience: str | tuple[str, ...] | None = None
     ) -> str:
         """A new signed assertion; ``params`` and ``audience`` override the connection's settings."""
-        claims = {**self.settings.claims, **params.claims}
+        claims = {**self.settings.claims, **params.claims_copy()}
         scope = params.scope or self.settings.scope
         if self.settings.scope_in_assertion and scope:
             claims["scope"] = scope
@@ -170,7 +170,7 @@ class JwtBearerCredentials:
             subject=params.subject if params.subject is not None else self.settings.subject,
             audience=self.audience(),
             scope=params.scope or self.settings.scope,
-            claims={**self.settings.claims, **params.claims},
+            claims={**self.settings.claims, **params.claims_copy()},
             key=self.key_fingerprint,
             grant=self.settings.grant_type,
             auth_params=dict(self.settings.auth_params),

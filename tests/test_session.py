@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from airflow_jwt_provider.credentials import JwtBearerCredentials
 from airflow_jwt_provider.exceptions import JwtBearerConfigError
 from airflow_jwt_provider.session import JwtBearerSession, TcpKeepAlive
 from airflow_jwt_provider.settings import HttpSettings
+from airflow_jwt_provider.trusted_hosts import TrustedHosts, parse_trusted_hosts
 from devserver.server import LocalAuthorizationServer
 from tests.conftest import CredentialsFactory
 
@@ -31,9 +33,15 @@ def session_for(
     base_url: str | None,
     http: HttpSettings | None = None,
     keep_alive: TcpKeepAlive | None = None,
+    trusted_hosts: tuple[str, ...] = (),
 ) -> JwtBearerSession:
+    """A session on ``base_url``; the token may also go to ``trusted_hosts`` (``host:port``)."""
+    trusted = TrustedHosts(credentials.settings.conn_id, base_url, parse_trusted_hosts(trusted_hosts))
     return JwtBearerSession(
-        JwtBearerAuth(credentials), http or credentials.settings.http, base_url=base_url, keep_alive=keep_alive
+        JwtBearerAuth(credentials, trusted=trusted),
+        http or credentials.settings.http,
+        base_url=base_url,
+        keep_alive=keep_alive,
     )
 
 
@@ -64,7 +72,8 @@ def test_relative_urls_resolve_against_the_base_url(credentials: JwtBearerCreden
 
 
 def test_absolute_urls_pass_unchanged(credentials: JwtBearerCredentials, auth_server) -> None:
-    with session_for(credentials, "http://api.invalid/v2") as session:
+    api_host = auth_server.api_url.split("://", 1)[1].split("/", 1)[0]
+    with session_for(credentials, "http://api.invalid/v2", trusted_hosts=(api_host,)) as session:
         response = session.get(f"{auth_server.api_url}/whoami")
     assert response.status_code == 200
     assert response.url == f"{auth_server.api_url}/whoami"
@@ -130,7 +139,12 @@ def test_verify_comes_from_the_http_settings(
     for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
         monkeypatch.delenv(name, raising=False)
     missing_bundle = str(tmp_path / "no-such-ca.pem")
-    with session_for(credentials, None, HttpSettings(timeout=2, verify=missing_bundle)) as session:
+    with session_for(
+        credentials,
+        None,
+        HttpSettings(timeout=2, verify=missing_bundle),
+        trusted_hosts=(f"127.0.0.1:{silent_listener}",),
+    ) as session:
         assert session.verify == missing_bundle
         # the bundle is read when the TLS connection is set up: proof the setting reaches the send
         with pytest.raises(OSError, match=r"invalid path: .*no-such-ca\.pem"):
@@ -173,3 +187,32 @@ def test_keep_alive_reaches_the_sockets(credentials: JwtBearerCredentials, auth_
             assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == 9
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0  # urllib3's default is kept
         assert response.json()["sub"] == "alice"
+
+
+def test_verify_setting_wins_over_requests_ca_bundle(
+    credentials_for: Any, tmp_path: Path, silent_listener: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    credentials = credentials_for()
+    missing_bundle = str(tmp_path / "private-ca.pem")
+    session = session_for(
+        credentials,
+        None,
+        HttpSettings(timeout=2, verify=missing_bundle),
+        trusted_hosts=(f"127.0.0.1:{silent_listener}",),
+    )
+    with pytest.raises(OSError, match=r"invalid path: .*private-ca\.pem"):
+        session.get(f"https://127.0.0.1:{silent_listener}/")
+
+
+def test_proxies_setting_wins_over_http_proxy(
+    credentials_for: Any, auth_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    credentials = credentials_for()
+    credentials.get_token()  # cached first: only the API request is under test
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    http = HttpSettings(timeout=10, proxies={"http": auth_server.url})
+    session = session_for(credentials, "http://api.invalid/api", http)
+    assert session.get("whoami").json()["sub"] == "alice"

@@ -67,13 +67,13 @@ def test_not_equal_to_other_types() -> None:
 def test_the_callers_dict_changed_afterwards_changes_nothing() -> None:
     claims: dict[str, Any] = {"roles": ["a"], "ctx": {"tenant": "t1"}}
     params = TokenParameters(claims=claims)
-    before = (hash(params), params.claims_json, json.dumps(dict(params.claims), sort_keys=True))
+    before = (hash(params), params.claims_json, json.dumps(params.claims_copy(), sort_keys=True))
 
     claims["roles"].append("b")
     claims["ctx"]["tenant"] = "t2"
     claims["new"] = 1
 
-    assert (hash(params), params.claims_json, json.dumps(dict(params.claims), sort_keys=True)) == before
+    assert (hash(params), params.claims_json, json.dumps(params.claims_copy(), sort_keys=True)) == before
     assert params == TokenParameters(claims={"roles": ["a"], "ctx": {"tenant": "t1"}})
 
 
@@ -212,3 +212,15 @@ def test_from_dict_refuses_unknown_keys() -> None:
     assert info.value.field == "token"
     with pytest.raises(JwtBearerConfigError, match=r"unknown token parameter.*assertion"):
         TokenParameters.from_dict({"assertion": HANDED_IN})  # never read back from a trigger either
+
+
+def test_nested_claim_values_cannot_be_changed_through_the_value() -> None:
+    params = TokenParameters(subject="bob", claims={"roles": ["reader"], "ctx": {"tenant": "t1"}})
+    with pytest.raises((TypeError, AttributeError)):
+        params.claims["roles"].append("admin")  # type: ignore[attr-defined]
+    with pytest.raises(TypeError):
+        params.claims["ctx"]["tenant"] = "t2"  # type: ignore[index]
+    assert params.claims_copy() == {"roles": ["reader"], "ctx": {"tenant": "t1"}}
+    copy = params.claims_copy()
+    copy["roles"].append("admin")  # a copy is the caller's to change
+    assert params.claims_copy() == {"roles": ["reader"], "ctx": {"tenant": "t1"}}
