@@ -25,14 +25,15 @@ def load_compose(path: Path = COMPOSE_FILE) -> dict[str, Any]:
     return document
 
 
+_INTERPOLATION = re.compile(r"\$\$|\$\{[A-Za-z_][A-Za-z0-9_]*(?::?-([^}]*))?\}|\$[A-Za-z_][A-Za-z0-9_]*")
+
+
 def with_defaults(value: str) -> str:
-    """Interpolate ${VAR:-default} / ${VAR-default} with their defaults, and ${VAR} / $VAR as empty.
+    """Interpolate ${VAR:-default} / ${VAR-default} with their defaults, ${VAR} / $VAR as empty, $$ as $.
 
     The shell's own variables are ignored on purpose: a test must not depend on a developer's .env.
     """
-    value = re.sub(r"\$\{[A-Za-z_][A-Za-z0-9_]*:?-([^}]*)\}", r"\1", value)
-    value = re.sub(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}|\$(?!\$)[A-Za-z_][A-Za-z0-9_]*", "", value)
-    return value.replace("$$", "$")
+    return _INTERPOLATION.sub(lambda match: "$" if match.group(0) == "$$" else match.group(1) or "", value)
 
 
 def environment(service: dict) -> dict[str, str]:
