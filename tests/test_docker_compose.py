@@ -268,6 +268,9 @@ def test_stack_runs_every_airflow_component_with_celery(services: dict, componen
         assert env.get("AIRFLOW__API_AUTH__JWT_SECRET"), f"{name}: no shared AIRFLOW__API_AUTH__JWT_SECRET"
     secrets = {environment(svc).get("AIRFLOW__API_AUTH__JWT_SECRET") for svc in components.values()}
     assert len(secrets) == 1, "AIRFLOW__API_AUTH__JWT_SECRET differs between Airflow services"
+    # Airflow signs its tokens with HS512 ([api_auth] jwt_algorithm); PyJWT warns on keys below 64 bytes.
+    default_secret = with_defaults(secrets.pop() or "")
+    assert len(default_secret.encode()) >= 64, f"the default jwt_secret has {len(default_secret)} bytes, not 64"
 
 
 def test_every_build_is_the_repo_root_with_its_dockerfile(services: dict[str, dict]) -> None:
