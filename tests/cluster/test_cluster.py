@@ -42,17 +42,30 @@ def expected_token_requests(extra: dict[str, Any]) -> tuple[int, int | None]:
 
 @dataclass
 class FinishedRun:
-    """A run of the DAG as the REST API reported it, with the token requests made until its end."""
+    """A run of the DAG as the REST API reported it, and the authorization server's records at its end."""
 
     run_id: str
     state: str
     seconds: float
     task_instances: list[dict[str, Any]]
-    token_requests: list[dict[str, Any]]
-    api_requests: list[dict[str, Any]]
+    #: ``token_requests`` and ``api_requests`` of the authserver, or why they could not be read.
+    records: dict[str, list[dict[str, Any]]] | ClusterError
 
     def of(self, task_id: str) -> list[dict[str, Any]]:
         return [ti for ti in self.task_instances if ti["task_id"] == task_id]
+
+    @property
+    def token_requests(self) -> list[dict[str, Any]]:
+        return self._records("token_requests")
+
+    @property
+    def api_requests(self) -> list[dict[str, Any]]:
+        return self._records("api_requests")
+
+    def _records(self, name: str) -> list[dict[str, Any]]:
+        if isinstance(self.records, ClusterError):
+            pytest.fail(f"the authserver's records are not readable: {self.records}", pytrace=False)
+        return self.records[name]
 
 
 def _task_instances(cluster: Cluster, run_id: str) -> list[dict[str, Any]]:
@@ -112,14 +125,15 @@ def finished_run(cluster: Cluster) -> FinishedRun:
         time.sleep(2)
     seconds = time.monotonic() - started
     cluster.timings["DAG run"] = seconds
-    return FinishedRun(
-        run_id,
-        state,
-        seconds,
-        _task_instances(cluster, run_id),
-        cluster.authserver.token_requests(),
-        cluster.authserver.api_requests(),
-    )
+    records: dict[str, list[dict[str, Any]]] | ClusterError
+    try:  # now, before the connection test below adds a token request of its own
+        records = {
+            "token_requests": cluster.authserver.token_requests(),
+            "api_requests": cluster.authserver.api_requests(),
+        }
+    except ClusterError as exc:
+        records = exc
+    return FinishedRun(run_id, state, seconds, _task_instances(cluster, run_id), records)
 
 
 def _xcom(cluster: Cluster, run: FinishedRun, task_id: str, map_index: int = -1) -> Any:
