@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.harness import Cluster, ClusterError
+from tests.cluster.harness import Cluster
 
 DAGS = Path(__file__).resolve().parent / "dags"
 AUTHSERVER_MODE = os.environ.get("CLUSTER_AUTHSERVER", "in-process")
@@ -58,8 +58,8 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     try:
         try:
             stack.start()
-        except ClusterError as exc:
-            pytest.fail(f"the cluster did not start: {exc}\n\n{stack.log_tails()}", pytrace=False)
+        except Exception as exc:
+            pytest.fail(f"the cluster did not start: {exc!r}\n\n{stack.log_tails()}", pytrace=False)
         stack.timings["start (total)"] = time.monotonic() - started
         yield stack
     finally:

@@ -196,6 +196,8 @@ class AuthServer(Protocol):
 
     def api_requests(self) -> list[dict[str, Any]]: ...
 
+    def issued_access_tokens(self) -> list[str]: ...
+
     def stop(self) -> None: ...
 
 
@@ -230,6 +232,11 @@ class InProcessAuthServer:
     def api_requests(self) -> list[dict[str, Any]]:
         return list(self.server.api_requests)
 
+    def issued_access_tokens(self) -> list[str]:
+        """Every access token the server issued, to look for them where they must not be (logs)."""
+        with self.server._lock:  # the devserver keeps them for its own bearer checks only
+            return list(self.server._tokens)
+
     def stop(self) -> None:
         self.server.stop()
 
@@ -258,6 +265,9 @@ class ProcessAuthServer:
 
     def api_requests(self) -> list[dict[str, Any]]:
         return self._records("api-requests")
+
+    def issued_access_tokens(self) -> list[str]:
+        raise ClusterError("a devserver process does not tell its tokens: use CLUSTER_AUTHSERVER=in-process")
 
     def stop(self) -> None:  # the component is stopped with the others
         pass

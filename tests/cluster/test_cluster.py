@@ -7,6 +7,7 @@ the token requests it received from all the processes of the stack.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -15,7 +16,8 @@ from typing import Any
 import pytest
 
 from tests.cluster.dags.jwt_cluster import DAG_ID, DEFERRED_JOBS, MAPPED_CALLS
-from tests.cluster.harness import CONN_VAR, Cluster, ClusterError
+from tests.cluster.harness import CONN_VAR, IMAGE_AIRFLOW_HOME, Cluster, ClusterError
+from tests.e2e.conftest import JWT_PATTERN
 
 pytestmark = pytest.mark.cluster
 
@@ -155,11 +157,24 @@ def test_the_repository_dags_import_without_errors(cluster: Cluster) -> None:
     assert errors["total_entries"] == 0, errors["import_errors"]
 
 
+def _log_excerpt(cluster: Cluster, run: FinishedRun, ti: dict[str, Any], lines: int = 25) -> str:
+    try:
+        events = _log_events(cluster, run, ti)
+    except ClusterError as exc:
+        return f"(no log: {exc})"
+    return "\n".join(f"  {event.get('level', '')} {event.get('event')}" for event in events[-lines:])
+
+
 def test_every_task_instance_succeeded(cluster: Cluster, finished_run: FinishedRun, summary: list[str]) -> None:
     summary.append(f"DAG run: {finished_run.state} in {finished_run.seconds:.1f} s")
-    not_ok = [f"{ti['task_id']}[{ti['map_index']}]: {ti['state']}" for ti in finished_run.task_instances]
-    not_ok = [line for line in not_ok if not line.endswith(": success")]
-    assert not not_ok, f"not successful: {not_ok[:20]}\n\n{cluster.log_tails()}"
+    not_ok = [ti for ti in finished_run.task_instances if ti["state"] != "success"]
+    details = "\n".join(
+        f"{ti['task_id']}[{ti['map_index']}] {ti['state']}:\n{_log_excerpt(cluster, finished_run, ti)}"
+        for ti in not_ok[:3]
+    )
+    assert not not_ok, (
+        f"{len(not_ok)} task instances did not succeed: {_state_counts(not_ok)}\n{details}\n\n{cluster.log_tails()}"
+    )
     assert finished_run.state == "success"
     assert sorted(ti["map_index"] for ti in finished_run.of("whoami")) == list(range(MAPPED_CALLS))
     assert sorted(ti["map_index"] for ti in finished_run.of("jobs_deferred")) == list(range(DEFERRED_JOBS))
@@ -230,6 +245,23 @@ def test_token_requests_of_the_run(finished_run: FinishedRun, summary: list[str]
         assert len(finished_run.token_requests) <= most
     else:  # the per-process cache: no process asks twice for the same valid token
         assert len(finished_run.token_requests) <= processes
+
+
+def test_no_secret_in_task_or_component_logs(cluster: Cluster, finished_run: FinishedRun) -> None:
+    """Deployed workers mask task logs (dag.test() does not): no token, assertion or keystore password in them."""
+    assert cluster.authserver is not None
+    extra = json.loads(cluster.service_env("airflow-worker")[CONN_VAR])["extra"]
+    secrets = [extra["keystore_password"], *cluster.authserver.issued_access_tokens()]
+    assert len(secrets) > 1, "the authserver issued no token"
+    logs = [path for path in cluster.host_path(f"{IMAGE_AIRFLOW_HOME}/logs").rglob("*.log") if path.is_file()]
+    logs += list(cluster.logs().values())
+    assert len(logs) > MAPPED_CALLS, f"only {len(logs)} log files"
+    for path in logs:
+        text = path.read_text(errors="replace")
+        leaked = [secret[:4] + "..." for secret in secrets if secret in text]
+        assert not leaked, f"{path} holds secrets: {leaked}"
+        found = JWT_PATTERN.search(text)
+        assert found is None, f"{path} holds a JWT (an assertion?): {found.group(0)[:12]}..."
 
 
 def test_connection_test_on_the_api_server(cluster: Cluster) -> None:
