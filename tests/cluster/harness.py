@@ -347,7 +347,11 @@ class Cluster:
         env = self.compose_env(service)
         if CONN_VAR in env and self.connection_extra:
             connection = json.loads(env[CONN_VAR])
-            connection["extra"] = {**connection.get("extra", {}), **self.connection_extra}
+            added = {
+                key: self.localize(value, f"connection extra {key}") if isinstance(value, str) else value
+                for key, value in self.connection_extra.items()
+            }
+            connection["extra"] = {**connection.get("extra", {}), **added}
             env[CONN_VAR] = json.dumps(connection)
         # What the image sets and each container has to itself.
         env["AIRFLOW_HOME"] = str(self.host_path(IMAGE_AIRFLOW_HOME))
