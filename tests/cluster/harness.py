@@ -37,6 +37,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -303,6 +304,8 @@ class Cluster:
         self.components: list[Component] = []
         self.authserver: AuthServer | None = None
         self.timings: dict[str, float] = {}
+        self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compose-healthchecks")
+        self._healthchecks: futures.Future[None] | None = None
         names = [*CONTAINER_PORTS, "scheduler-health", "triggerer-logs"]
         names += [f"{WORKER_SERVICE}-{i}-logs" for i in range(1, self.workers + 1)]
         self.ports = dict(zip(names, free_ports(len(names)), strict=True))
@@ -451,11 +454,21 @@ class Cluster:
             for index in range(1, self.workers + 1):
                 self._start_worker(index)
             self.wait_for("every component to report healthy", self._all_healthy)
-        with self._timed("compose health checks"):
-            self._run_compose_healthchecks()
+        # The compose health checks start Airflow's CLI (seconds of CPU each): they run while the
+        # test goes on, and compose_healthchecks() tells how they ended.
+        self._healthchecks = self._background.submit(self._run_compose_healthchecks)
+
+    def compose_healthchecks(self, timeout: float = 300) -> None:
+        """Wait for the compose health checks started by start(); ClusterError if one failed."""
+        if self._healthchecks is None:
+            raise ClusterError("the stack was not started")
+        self._healthchecks.result(timeout)
 
     def stop(self) -> None:
         """Stop everything that was started (safe to call twice, and after a failed start)."""
+        if self._healthchecks is not None:
+            futures.wait([self._healthchecks], timeout=150)  # no check left running against a stopped stack
+        self._background.shutdown(wait=False, cancel_futures=True)
         stop_components(list(reversed(self.components)))
         if self.authserver is not None:
             self.authserver.stop()
@@ -579,6 +592,10 @@ class Cluster:
 
     def _run_compose_healthchecks(self) -> None:
         """Each Airflow service's own compose health check, run once as it is written (all at once)."""
+        with self._timed("compose health checks (meanwhile)"):
+            self._run_compose_healthchecks_now()
+
+    def _run_compose_healthchecks_now(self) -> None:
         checks: list[tuple[str, dict[str, str], int | None]] = [
             ("airflow-apiserver", self.service_env("airflow-apiserver"), None),
             ("airflow-scheduler", self.service_env("airflow-scheduler"), self.ports["scheduler-health"]),

@@ -264,6 +264,11 @@ def test_no_secret_in_task_or_component_logs(cluster: Cluster, finished_run: Fin
         assert found is None, f"{path} holds a JWT (an assertion?): {found.group(0)[:12]}..."
 
 
+def test_compose_health_checks_pass(cluster: Cluster) -> None:
+    """Each service's health check from docker-compose.yaml, run once as written (see Cluster.start)."""
+    cluster.compose_healthchecks()
+
+
 def test_connection_test_on_the_api_server(cluster: Cluster) -> None:
     """The connection form's Test button ([core] test_connection = Enabled in the compose file)."""
     answer = cluster.api(
