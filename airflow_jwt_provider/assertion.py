@@ -3,52 +3,66 @@
 Every call makes a new assertion, with a new ``jti`` and fresh ``iat``/``exp``: servers
 refuse a replayed ``jti`` (Box, ServiceNow), so an assertion is never reused, not even for
 a retry of the same token request.
+
+The compact JWS is assembled here (RFC 7515 §7.1) and only the signature is asked of the
+:class:`~airflow_jwt_provider.signers.base.Signer`, so a key held in an HSM or a KMS signs
+exactly like a key loaded on the worker. The protected header does not change between
+assertions and is encoded once.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
-import jwt
 from cryptography.hazmat.primitives import hashes
 
-from airflow_jwt_provider.keys import SigningKey
+from airflow_jwt_provider.certificates import certificate_thumbprint
+from airflow_jwt_provider.signers.base import Signer
 
 
-@dataclass(frozen=True)
-class AssertionSigner:
-    """Signs assertions with one key and fixed header settings.
+def b64url(data: bytes) -> bytes:
+    """Base64url without padding (RFC 7515 §2)."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
 
-    :param key_id: the ``kid`` header (the key's own id, e.g. a Google ``private_key_id``,
-        is used when none is configured).
-    :param x5t: add the ``x5t#S256`` and ``x5t`` certificate thumbprints (Microsoft Entra).
+
+def _json(value: Mapping[str, Any]) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+class AssertionMinter:
+    """Mints assertions with one signer and fixed header settings.
+
+    :param key_id: the ``kid`` header; the signer's own key id (e.g. a Google
+        ``private_key_id``) when none is configured.
+    :param x5t: add the ``x5t#S256`` and ``x5t`` certificate thumbprints (Microsoft Entra);
+        raises :class:`~airflow_jwt_provider.exceptions.KeystoreError` at once when the signer
+        knows no certificate, rather than at the first token request.
     """
 
-    key: SigningKey = field(repr=False)
-    algorithm: str
-    key_id: str | None = None
-    x5t: bool = False
+    def __init__(self, signer: Signer, *, key_id: str | None = None, x5t: bool = False) -> None:
+        self.signer = signer
+        self.header: dict[str, str] = {"alg": signer.algorithm, "typ": "JWT"}
+        kid = key_id or signer.key_id
+        if kid:
+            self.header["kid"] = kid
+        if x5t:
+            self.header["x5t#S256"] = certificate_thumbprint(signer.certificate, hashes.SHA256())
+            self.header["x5t"] = certificate_thumbprint(signer.certificate, hashes.SHA1())
+        self._encoded_header = b64url(_json(self.header))
 
-    @classmethod
-    def for_key(cls, key: SigningKey, *, algorithm: str | None, key_id: str | None, x5t: bool) -> AssertionSigner:
-        signer = cls(key=key, algorithm=key.algorithm_for(algorithm), key_id=key_id or key.key_id, x5t=x5t)
-        signer.headers()  # fail now, not at the first request, when x5t has no certificate
-        return signer
+    def __repr__(self) -> str:
+        return f"AssertionMinter({self.signer!r}, header={self.header!r})"
 
-    def headers(self) -> dict[str, str]:
-        headers = {"typ": "JWT"}
-        if self.key_id:
-            headers["kid"] = self.key_id
-        if self.x5t:
-            headers["x5t#S256"] = self.key.thumbprint(hashes.SHA256())
-            headers["x5t"] = self.key.thumbprint(hashes.SHA1())
-        return headers
+    @property
+    def algorithm(self) -> str:
+        return self.signer.algorithm
 
-    def sign(
+    def mint(
         self,
         *,
         issuer: str,
@@ -59,7 +73,7 @@ class AssertionSigner:
         not_before: bool = False,
         now: float | None = None,
     ) -> str:
-        """Return a compact JWS with ``iss``, ``sub``, ``aud``, ``iat``, ``exp``, ``jti`` and ``claims``."""
+        """A compact JWS with ``iss``, ``sub``, ``aud``, ``iat``, ``exp``, ``jti`` and ``claims``."""
         issued_at = int(now if now is not None else time.time())
         payload: dict[str, Any] = dict(claims or {})
         payload.update(
@@ -73,8 +87,6 @@ class AssertionSigner:
             payload["sub"] = subject
         if not_before:
             payload["nbf"] = issued_at
-        # Not registered with the secret masker here: assertions minted for token requests go
-        # straight into the POST body and are never logged, and the masker recompiles its
-        # pattern on every new secret (a cost that grows with each one). The hook masks the
-        # assertions it hands to user code.
-        return jwt.encode(payload, self.key.private_key, algorithm=self.algorithm, headers=self.headers())
+        signing_input = self._encoded_header + b"." + b64url(_json(payload))
+        signature = self.signer.sign(signing_input)
+        return (signing_input + b"." + b64url(signature)).decode("ascii")

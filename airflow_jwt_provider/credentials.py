@@ -1,31 +1,38 @@
 """Credentials for one connection: mint assertions, fetch tokens, cache and refresh them.
 
-Plays the role of google-auth's ``Credentials``: the hook builds one from the validated
-settings and the signing key, and everything that needs a token (the ``AuthBase`` on a
-session, operators, the trigger through a thread) asks it, never the token endpoint.
+Plays the role of google-auth's ``Credentials``: built once per hook from the validated
+settings and a signer, and asked for tokens by everything that needs one (the ``AuthBase`` on
+a session, the async hook through a thread), never the token endpoint directly. The one rule
+for a token the API refused (:meth:`JwtBearerCredentials.refresh_rejected`) lives here, so the
+sync and async paths recover from a revoked token the same way.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
-from typing import Any
+import logging
+from datetime import timedelta
 
 import requests
 
 from airflow_jwt_provider.access_token import AccessToken
-from airflow_jwt_provider.assertion import AssertionSigner
+from airflow_jwt_provider.assertion import AssertionMinter
+from airflow_jwt_provider.certificates import certificate_warning, check_certificate
 from airflow_jwt_provider.exceptions import JwtBearerConfigError
-from airflow_jwt_provider.keys import SigningKey
-from airflow_jwt_provider.secrets import mask_secret_value
+from airflow_jwt_provider.keys import KeyRequest, load_signing_key
+from airflow_jwt_provider.redaction import install_log_redaction
 from airflow_jwt_provider.settings import (
     CLIENT_CREDENTIALS_GRANT,
     JWT_BEARER_GRANT,
-    RESERVED_CLAIMS,
     JwtBearerSettings,
 )
+from airflow_jwt_provider.signers.base import Signer, describe_public_key, public_key_fingerprint
+from airflow_jwt_provider.signers.local import LocalKeySigner
 from airflow_jwt_provider.token_cache import TOKEN_CACHE, TokenCache, cache_key
-from airflow_jwt_provider.token_client import ClientAuthentication, HttpSettings, TokenClient
+from airflow_jwt_provider.token_client import ClientAuthentication, TokenClient
+from airflow_jwt_provider.token_parameters import DEFAULT_TOKEN, TokenParameters
+
+log = logging.getLogger(__name__)
 
 #: Microsoft's on-behalf-of flow marks the jwt-bearer request with this parameter.
 ON_BEHALF_OF_PARAMS = {"requested_token_use": "on_behalf_of"}
@@ -37,7 +44,11 @@ class JwtBearerCredentials:
     """Obtains access tokens for one ``jwt_bearer`` connection.
 
     :param settings: the connection's validated settings.
-    :param key: the signing key they designate.
+    :param signer: signs the assertions (:meth:`from_settings` builds the one the settings name).
+    :param key_issuer: the issuer the key material names (a Google key's ``client_email``),
+        used when the connection sets neither ``issuer`` nor Login.
+    :param key_token_url: the token endpoint the key material names (a Google key's
+        ``token_uri``), used when the connection sets no ``auth_url``.
     :param cache: where tokens are shared; the process-wide cache by default.
     :param session: the ``requests`` session used for token requests.
     """
@@ -45,33 +56,34 @@ class JwtBearerCredentials:
     def __init__(
         self,
         settings: JwtBearerSettings,
-        key: SigningKey,
+        signer: Signer,
         *,
+        key_issuer: str | None = None,
+        key_token_url: str | None = None,
         cache: TokenCache = TOKEN_CACHE,
         session: requests.Session | None = None,
     ) -> None:
         self.settings = settings
-        self.key = key
+        self.signer = signer
         self.cache = cache
-        token_url = settings.auth_url or key.token_uri
+        token_url = settings.auth_url or key_token_url
         if token_url is None:
             raise JwtBearerConfigError(
                 f"Connection {settings.conn_id!r}: auth_url is not set and the key material names no "
                 "token endpoint; set the auth_url extra",
                 field="auth_url",
             )
-        self.token_url = token_url
-        issuer = settings.issuer or key.issuer or settings.client_id
+        self.token_url: str = token_url
+        issuer = settings.issuer or key_issuer or settings.client_id
         if issuer is None:  # settings guarantee one unless a JSON key was expected to supply it
             raise JwtBearerConfigError(
                 f"Connection {settings.conn_id!r}: the issuer is unknown; set Login (client id) or issuer",
                 field="issuer",
             )
-        self.issuer = issuer
-        self.client_id = settings.client_id or key.issuer
-        self.signer = AssertionSigner.for_key(
-            key, algorithm=settings.algorithm, key_id=settings.key_id, x5t=settings.x5t
-        )
+        self.issuer: str = issuer
+        self.client_id = settings.client_id or key_issuer
+        self.key_fingerprint = public_key_fingerprint(signer.public_key)
+        self.minter = AssertionMinter(signer, key_id=settings.key_id, x5t=settings.x5t)
         self.client = TokenClient(
             token_url,
             ClientAuthentication(
@@ -80,12 +92,33 @@ class JwtBearerCredentials:
                 client_secret=settings.client_secret,
                 client_assertion=self.mint_client_assertion,
             ),
-            HttpSettings(timeout=settings.timeout, verify=settings.verify, proxies=settings.proxies),
+            settings.http,
             session=session,
+            default_token_lifetime=timedelta(seconds=settings.default_token_lifetime),
         )
+        install_log_redaction()  # once per process: per-call credentials never reach a log line
+
+    @classmethod
+    def from_settings(cls, settings: JwtBearerSettings, *, cache: TokenCache = TOKEN_CACHE) -> JwtBearerCredentials:
+        """Credentials with the key ``settings`` designate; refuses an expired certificate, warns near expiry.
+
+        Loading a key is slow (decryption, key checks) and cached per process by content, so
+        building credentials for every hook costs a digest of the key material.
+        """
+        key = load_signing_key(KeyRequest.from_settings(settings))
+        check_certificate(key.certificate, key.alias)
+        warning = certificate_warning(key.certificate, key.alias)
+        if warning:
+            log.warning("Connection %r: %s", settings.conn_id, warning)
+        signer = LocalKeySigner(key, settings.algorithm)
+        return cls(settings, signer, key_issuer=key.issuer, key_token_url=key.token_uri, cache=cache)
 
     def __repr__(self) -> str:
         return f"JwtBearerCredentials(conn_id={self.settings.conn_id!r}, token_url={self.token_url!r})"
+
+    def describe_key(self) -> str:
+        """``RSA-2048 (RS256)``: the key and the algorithm it signs with."""
+        return f"{describe_public_key(self.signer.public_key)} ({self.signer.algorithm})"
 
     # -- assertions -------------------------------------------------------------------------
 
@@ -100,30 +133,26 @@ class JwtBearerCredentials:
         return self.token_url
 
     def mint_assertion(
-        self,
-        subject: str | None = None,
-        claims: Mapping[str, Any] | None = None,
-        audience: str | tuple[str, ...] | None = None,
-        scope: str | None = None,
+        self, params: TokenParameters = DEFAULT_TOKEN, audience: str | tuple[str, ...] | None = None
     ) -> str:
-        """A new signed assertion; ``subject``/``claims``/``audience`` override the connection's."""
-        merged = {**self.settings.claims, **_checked_claims(claims)}
-        scope = scope or self.settings.scope
+        """A new signed assertion; ``params`` and ``audience`` override the connection's settings."""
+        claims = {**self.settings.claims, **params.claims}
+        scope = params.scope or self.settings.scope
         if self.settings.scope_in_assertion and scope:
-            merged["scope"] = scope
-        return self.signer.sign(
+            claims["scope"] = scope
+        return self.minter.mint(
             issuer=self.issuer,
             audience=self.audience(audience),
-            subject=subject if subject is not None else self.settings.subject,
+            subject=params.subject if params.subject is not None else self.settings.subject,
             lifetime=self.settings.lifetime,
-            claims=merged,
+            claims=claims,
             not_before=self.settings.nbf,
         )
 
     def mint_client_assertion(self) -> str:
         """RFC 7523 §2.2 client assertion: ``iss`` = ``sub`` = client id, ``aud`` = token endpoint."""
         client_id = self.client_id or self.issuer
-        return self.signer.sign(
+        return self.minter.mint(
             issuer=client_id,
             subject=client_id,
             audience=self.token_url,
@@ -132,94 +161,67 @@ class JwtBearerCredentials:
 
     # -- tokens -----------------------------------------------------------------------------
 
-    def token_cache_key(
-        self,
-        subject: str | None = None,
-        scope: str | None = None,
-        claims: Mapping[str, Any] | None = None,
-        assertion: str | None = None,
-    ) -> str:
+    def token_cache_key(self, params: TokenParameters = DEFAULT_TOKEN) -> str:
         """Everything that changes the token: endpoint, client, iss, sub, aud, scope, claims, key."""
         return cache_key(
             token_url=self.token_url,
             client_id=self.client_id,
             issuer=self.issuer,
-            subject=subject if subject is not None else self.settings.subject,
+            subject=params.subject if params.subject is not None else self.settings.subject,
             audience=self.audience(),
-            scope=scope or self.settings.scope,
-            claims={**self.settings.claims, **(claims or {})},
-            key=self.key.fingerprint,
+            scope=params.scope or self.settings.scope,
+            claims={**self.settings.claims, **params.claims},
+            key=self.key_fingerprint,
             grant=self.settings.grant_type,
             auth_params=dict(self.settings.auth_params),
-            handed_in=hashlib.sha256(assertion.encode()).hexdigest() if assertion else None,
+            handed_in=hashlib.sha256(params.assertion.encode()).hexdigest() if params.assertion else None,
         )
 
-    def get_token(
-        self,
-        subject: str | None = None,
-        scope: str | None = None,
-        claims: Mapping[str, Any] | None = None,
-        force_refresh: bool = False,
-        assertion: str | None = None,
-    ) -> AccessToken:
-        """A valid access token, from the cache or the endpoint.
-
-        :param assertion: a JWT obtained elsewhere (e.g. a user's token for Microsoft's
-            on-behalf-of flow), sent instead of a minted one.
-        """
-        claims = _checked_claims(claims)
-        if assertion is not None:
-            mask_secret_value(assertion)
-        key = self.token_cache_key(subject, scope, claims, assertion)
+    def get_token(self, params: TokenParameters = DEFAULT_TOKEN, *, force_refresh: bool = False) -> AccessToken:
+        """A valid access token for ``params``, from the cache or the endpoint."""
         return self.cache.get(
-            key, lambda: self._request_token(subject, scope, claims, assertion), force_refresh=force_refresh
+            self.token_cache_key(params), lambda: self._request_token(params), force_refresh=force_refresh
         )
 
-    def invalidate(
-        self,
-        token: AccessToken | None = None,
-        *,
-        subject: str | None = None,
-        scope: str | None = None,
-        claims: Mapping[str, Any] | None = None,
-        assertion: str | None = None,
-    ) -> None:
-        """Forget the cached token for these parameters (only ``token``, when given)."""
-        self.cache.invalidate(self.token_cache_key(subject, scope, claims, assertion), token=token)
+    def refresh_rejected(self, params: TokenParameters, rejected: AccessToken) -> AccessToken:
+        """The API refused ``rejected`` (a 401): a fresh token, unless another caller already replaced it.
 
-    def _request_token(
-        self,
-        subject: str | None,
-        scope: str | None,
-        claims: Mapping[str, Any],
-        assertion: str | None,
-    ) -> AccessToken:
-        scope = scope or self.settings.scope
-        params = dict(self.settings.auth_params)
-        if assertion is not None:
+        The cached token is dropped only if it is still ``rejected``, so that ten callers that
+        saw the same 401 make one token request between them, and none throws away the fresh
+        token another one just fetched.
+        """
+        log.info(
+            "Connection %r: the API refused the access token (HTTP 401); fetching a new one and sending once more",
+            self.settings.conn_id,
+        )
+        key = self.token_cache_key(params)
+        self.cache.invalidate(key, token=rejected)
+        return self.cache.get(key, lambda: self._request_token(params))
+
+    def invalidate(self, params: TokenParameters = DEFAULT_TOKEN, token: AccessToken | None = None) -> None:
+        """Forget the cached token for ``params`` (only if it is still ``token``, when given)."""
+        self.cache.invalidate(self.token_cache_key(params), token=token)
+
+    def api_base_url(self, params: TokenParameters = DEFAULT_TOKEN) -> str | None:
+        """The API base: the connection's host, else the ``instance_url`` the token endpoint returned (Salesforce)."""
+        if self.settings.api_base_url:
+            return self.settings.api_base_url
+        instance_url = self.get_token(params).extra.get("instance_url")
+        return str(instance_url) if instance_url else None
+
+    def _request_token(self, params: TokenParameters) -> AccessToken:
+        scope = params.scope or self.settings.scope
+        form = dict(self.settings.auth_params)
+        handed_in = params.assertion
+        if handed_in is not None:
             if self.settings.grant_type == CLIENT_CREDENTIALS_GRANT:  # Entra: on-behalf-of
-                params.update(ON_BEHALF_OF_PARAMS)
-            return self.client.fetch(JWT_BEARER_GRANT, assertion=lambda: assertion, scope=scope, params=params)
+                form.update(ON_BEHALF_OF_PARAMS)
+            return self.client.fetch(JWT_BEARER_GRANT, assertion=lambda: handed_in, scope=scope, params=form)
         if self.settings.grant_type == CLIENT_CREDENTIALS_GRANT:
-            return self.client.fetch(CLIENT_CREDENTIALS_GRANT, scope=scope, params=params)
+            return self.client.fetch(CLIENT_CREDENTIALS_GRANT, scope=scope, params=form)
         return self.client.fetch(
             JWT_BEARER_GRANT,
-            assertion=lambda: self.mint_assertion(subject, claims, scope=scope),
+            assertion=lambda: self.mint_assertion(params),
             scope=None if self.settings.scope_in_assertion else scope,
-            params=params,
+            params=form,
         )
-
-
-def _checked_claims(claims: Mapping[str, Any] | None) -> dict[str, Any]:
-    if not claims:
-        return {}
-    if not isinstance(claims, Mapping):
-        raise JwtBearerConfigError("claims must be a mapping of claim names to values", field="claims")
-    reserved = sorted(RESERVED_CLAIMS & set(claims))
-    if reserved:
-        raise JwtBearerConfigError(
-            f"claims.{reserved[0]} is a registered claim set by the provider; pass subject= or "
-            "audience= instead of overriding it in claims",
-            field=f"claims.{reserved[0]}",
-        )
-    return dict(claims)

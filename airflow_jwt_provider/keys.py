@@ -15,29 +15,38 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from airflow_jwt_provider.exceptions import JwtBearerConfigError, KeystoreError
-from airflow_jwt_provider.pkcs12_entries import PfxStructureError, iter_key_bags
+from airflow_jwt_provider.exceptions import KeystoreError
+from airflow_jwt_provider.pkcs12_entries import KeyBag, PfxStructureError, iter_key_bags
 from airflow_jwt_provider.settings import KeySource
+from airflow_jwt_provider.signers.base import (
+    ES_CURVES,
+    SigningPublicKey,
+    describe_public_key,
+    public_key_fingerprint,
+)
+
+if TYPE_CHECKING:
+    from airflow_jwt_provider.settings import JwtBearerSettings
 
 SigningPrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+#: Opens one key entry when called (decryption is slow: only the selected entry is opened).
+KeyOpener = Callable[[], PrivateKeyTypes]
 
 JKS_MAGIC = b"\xfe\xed\xfe\xed"
 JCEKS_MAGIC = b"\xce\xce\xce\xce"
 MIN_RSA_BITS = 2048
-CERTIFICATE_WARNING_WINDOW = timedelta(days=30)
-
-_EC_ALGORITHMS = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
-_RSA_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
 
 
 @dataclass(frozen=True, repr=False)
@@ -58,10 +67,7 @@ class SigningKey:
     fingerprint: str = field(default="", init=False)
 
     def __post_init__(self) -> None:
-        spki = self.private_key.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        object.__setattr__(self, "fingerprint", hashlib.sha256(spki).hexdigest())
+        object.__setattr__(self, "fingerprint", public_key_fingerprint(self.public_key))
 
     def __repr__(self) -> str:
         return (
@@ -69,81 +75,18 @@ class SigningKey:
             f"key={self.describe()}, fingerprint={self.fingerprint[:16]}…)"
         )
 
+    @property
+    def public_key(self) -> SigningPublicKey:
+        return self.private_key.public_key()
+
     def describe(self) -> str:
         """A short human description, e.g. ``RSA-2048`` or ``EC-secp256r1``."""
-        key = self.private_key
-        if isinstance(key, rsa.RSAPrivateKey):
-            return f"RSA-{key.key_size}"
-        if isinstance(key, ec.EllipticCurvePrivateKey):
-            return f"EC-{key.curve.name}"
-        return "Ed25519"
-
-    @property
-    def default_algorithm(self) -> str:
-        """RSA → RS256, EC → ES256/384/512 by curve, Ed25519 → EdDSA."""
-        key = self.private_key
-        if isinstance(key, rsa.RSAPrivateKey):
-            return "RS256"
-        if isinstance(key, ec.EllipticCurvePrivateKey):
-            return _EC_ALGORITHMS[key.curve.name]
-        return "EdDSA"
-
-    def allowed_algorithms(self) -> tuple[str, ...]:
-        if isinstance(self.private_key, rsa.RSAPrivateKey):
-            return _RSA_ALGORITHMS
-        return (self.default_algorithm,)
-
-    def algorithm_for(self, requested: str | None) -> str:
-        """The JWS algorithm to sign with; a configured one must fit the key."""
-        if requested is None:
-            return self.default_algorithm
-        allowed = self.allowed_algorithms()
-        if requested not in allowed:
-            raise JwtBearerConfigError(
-                f"algorithm {requested} does not fit the {self.describe()} key; "
-                f"use one of {', '.join(allowed)} or remove the algorithm setting",
-                field="algorithm",
-            )
-        return requested
+        return describe_public_key(self.public_key)
 
     @property
     def not_after(self) -> datetime | None:
         """When the certificate expires (UTC); ``None`` without a certificate."""
         return self.certificate.not_valid_after_utc if self.certificate is not None else None
-
-    def thumbprint(self, algorithm: hashes.HashAlgorithm) -> str:
-        """Base64url certificate thumbprint, for the ``x5t`` (SHA-1) and ``x5t#S256`` headers."""
-        if self.certificate is None:
-            raise KeystoreError(
-                "x5t needs the certificate of the signing key, and the key material has none; "
-                "use a keystore entry with its certificate or append the certificate to the PEM",
-                field="x5t",
-            )
-        digest = self.certificate.fingerprint(algorithm)
-        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
-
-    def certificate_warning(self, now: datetime | None = None) -> str | None:
-        """Raise when the certificate has expired; return a warning when it expires within 30 days."""
-        not_after = self.not_after
-        if not_after is None:
-            return None
-        now = now or datetime.now(timezone.utc)
-        subject = self.certificate.subject.rfc4514_string() if self.certificate else ""
-        if not_after <= now:
-            raise KeystoreError(
-                f"The certificate of the signing key ({subject}, alias {self.alias!r}) expired on "
-                f"{not_after:%Y-%m-%d %H:%M} UTC; create a new key pair, register its certificate "
-                "with the authorization server and update the connection's keystore",
-                field="key_file",
-            )
-        if not_after - now <= CERTIFICATE_WARNING_WINDOW:
-            days = (not_after - now).days
-            return (
-                f"The certificate of the signing key ({subject}, alias {self.alias!r}) expires on "
-                f"{not_after:%Y-%m-%d} UTC, in {days} day(s); renew it and register the new one "
-                "with the authorization server"
-            )
-        return None
 
 
 @dataclass(frozen=True)
@@ -156,6 +99,16 @@ class KeyRequest:
     key_alias: str | None = None
     key_password: str | None = field(default=None, repr=False)
 
+    @classmethod
+    def from_settings(cls, settings: JwtBearerSettings) -> KeyRequest:
+        return cls(
+            source=settings.key_source,
+            keystore_type=settings.keystore_type,
+            keystore_password=settings.keystore_password,
+            key_alias=settings.key_alias,
+            key_password=settings.key_password,
+        )
+
 
 class _KeyCache:
     """A small process-wide LRU of loaded keys, keyed by a digest of material and secrets."""
@@ -166,7 +119,7 @@ class _KeyCache:
         self._max_entries = max_entries
         self.loads = 0  # how many times a key was really parsed/decrypted (benchmarks, tests)
 
-    def get_or_load(self, digest: str, load: Any) -> SigningKey:
+    def get_or_load(self, digest: str, load: Callable[[], SigningKey]) -> SigningKey:
         with self._lock:  # loading is rare and slow: one at a time avoids double decryption
             key = self._entries.get(digest)
             if key is not None:
@@ -274,8 +227,7 @@ class _KeyLoader:
                 f"the provider detect it, or set it to {detected!r}",
                 "keystore_type",
             )
-        loader = getattr(self, f"_load_{detected}")
-        key: SigningKey = loader()
+        key = _LOADERS[detected](self)
         _check_key_strength(key, self.error)
         return key
 
@@ -301,19 +253,23 @@ class _KeyLoader:
             certificate=_matching_certificate(private_key, [c.certificate for c in certificates]),
         )
 
-    def _pkcs12_key_entries(self, password: bytes | None, bundle: Any) -> dict[str, Any]:
+    def _pkcs12_key_entries(
+        self, password: bytes | None, bundle: pkcs12.PKCS12KeyAndCertificates
+    ) -> dict[str, KeyOpener]:
         """alias → key; every entry when the PFX can be walked, else the one cryptography gives."""
         try:
             bags = list(iter_key_bags(self.material))
         except (PfxStructureError, StopIteration, IndexError):
             bags = []
         # cryptography already decrypted the key that goes with its first certificate: reuse it.
-        loaded_alias = bundle.cert.friendly_name if bundle.cert and bundle.key is not None else None
-        entries: dict[str, Any] = {}
+        loaded_key = bundle.key
+        loaded_alias = bundle.cert.friendly_name if bundle.cert and loaded_key is not None else None
+        entries: dict[str, PrivateKeyTypes | KeyBag] = {}
         for index, bag in enumerate(bags):
             alias = bag.alias or f"#{index + 1}"
             known = loaded_alias is not None and bag.alias == loaded_alias.decode("utf-8", "replace")
-            entries[alias] = bundle.key if known else bag  # others are decrypted only if selected
+            # the key cryptography opened, or the bag: decrypted only if selected
+            entries[alias] = loaded_key if known and loaded_key is not None else bag
         if not entries and bundle.key is not None:
             name = bundle.cert.friendly_name.decode() if bundle.cert and bundle.cert.friendly_name else "#1"
             entries[name] = bundle.key
@@ -321,11 +277,11 @@ class _KeyLoader:
             raise self.error("holds no private-key entry (only certificates); export the key pair too")
         return {alias: self._lazy_pkcs12_key(value, password) for alias, value in entries.items()}
 
-    def _lazy_pkcs12_key(self, value: Any, password: bytes | None) -> Any:
-        if not hasattr(value, "der"):
+    def _lazy_pkcs12_key(self, value: PrivateKeyTypes | KeyBag, password: bytes | None) -> KeyOpener:
+        if not isinstance(value, KeyBag):
             return lambda: value
 
-        def decrypt() -> Any:
+        def decrypt() -> PrivateKeyTypes:
             try:
                 return serialization.load_der_private_key(value.der, password if value.encrypted else None)
             except (ValueError, TypeError):
@@ -335,14 +291,10 @@ class _KeyLoader:
 
         return decrypt
 
-    def _load_jks(self) -> SigningKey:
-        return self._load_java_keystore("jks")
-
-    def _load_jceks(self) -> SigningKey:
-        return self._load_java_keystore("jceks")
-
     def _load_java_keystore(self, store_type: str) -> SigningKey:
-        jks = _import_pyjks(self.where, store_type, self.request.source.path)
+        _import_pyjks(self.where, store_type, self.request.source.path)
+        import jks
+
         try:
             store = jks.KeyStore.loads(self.material, self.request.keystore_password or "", try_decrypt_keys=False)
         except jks.util.KeystoreSignatureException:
@@ -358,8 +310,8 @@ class _KeyLoader:
             ) from None
         key_password = self.request.key_password or self.request.keystore_password or ""
 
-        def opener(entry: Any) -> Any:
-            def decrypt() -> Any:
+        def opener(entry: jks.PrivateKeyEntry) -> KeyOpener:
+            def decrypt() -> PrivateKeyTypes:
                 try:
                     if not entry.is_decrypted():
                         entry.decrypt(key_password)
@@ -387,7 +339,7 @@ class _KeyLoader:
         text = self.material
         password = _password_bytes(self.request.keystore_password)
         try:
-            private_key = serialization.load_pem_private_key(text, password)
+            loaded = serialization.load_pem_private_key(text, password)
         except TypeError as exc:
             if "encrypted" in str(exc).lower() and password is None:
                 problem = "the PEM key is encrypted; set keystore_password to its passphrase"
@@ -402,9 +354,10 @@ class _KeyLoader:
             ) from None
         except Exception:
             raise self.error("the PEM private key uses an unsupported format or algorithm") from None
+        private_key = _signing_private_key(loaded, self.error)
         certificates = _pem_certificates(text)
         return SigningKey(
-            private_key=private_key,  # type: ignore[arg-type]
+            private_key=private_key,
             store_type="pem",
             certificate=_matching_certificate(private_key, certificates),
         )
@@ -425,7 +378,7 @@ class _KeyLoader:
         except (ValueError, TypeError):
             raise self.error("the private_key inside the service-account JSON cannot be read") from None
         return SigningKey(
-            private_key=private_key,  # type: ignore[arg-type]
+            private_key=_signing_private_key(private_key, self.error),
             store_type="google_json",
             issuer=document["client_email"],
             key_id=document.get("private_key_id"),
@@ -434,7 +387,7 @@ class _KeyLoader:
 
     # -- entry selection ----------------------------------------------------------------------
 
-    def _select(self, entries: dict[str, Any]) -> tuple[str, Any]:
+    def _select(self, entries: Mapping[str, KeyOpener]) -> tuple[str, SigningPrivateKey]:
         """Pick the entry named by key_alias (case-insensitive), or the only one; then open it."""
         if not entries:
             raise self.error("holds no private-key entry; keytool -list shows what it contains")
@@ -449,15 +402,27 @@ class _KeyLoader:
             alias = next(iter(entries))
         else:
             by_folded = {a.lower(): a for a in entries}
-            alias = by_folded.get(wanted.lower())  # type: ignore[assignment]
-            if alias is None:
+            found = by_folded.get(wanted.lower())
+            if found is None:
                 raise self.error(f"has no private-key entry {wanted!r}; its entries are: {names}", "key_alias")
-        return alias, entries[alias]()
+            alias = found
+        return alias, _signing_private_key(entries[alias](), self.error)
 
 
-def _import_pyjks(where: str, store_type: str, path: str | None) -> Any:
+#: Key material format (as :func:`detect_keystore_type` names it) → the loader that reads it.
+_LOADERS: dict[str, Callable[[_KeyLoader], SigningKey]] = {
+    "pkcs12": _KeyLoader._load_pkcs12,
+    "jks": lambda loader: loader._load_java_keystore("jks"),
+    "jceks": lambda loader: loader._load_java_keystore("jceks"),
+    "pem": _KeyLoader._load_pem,
+    "google_json": _KeyLoader._load_google_json,
+}
+
+
+def _import_pyjks(where: str, store_type: str, path: str | None) -> None:
+    """Import pyjks (the optional ``[jks]`` extra), or raise the advice to install it or convert the keystore."""
     try:
-        import jks  # type: ignore[import-untyped]
+        import jks  # noqa: F401 -- whether it imports; the caller imports it for use
     except ImportError:
         source = path or "keystore.jks"
         raise KeystoreError(
@@ -467,7 +432,6 @@ def _import_pyjks(where: str, store_type: str, path: str | None) -> Any:
             f"-destkeystore {Path(source).stem}.p12 -deststoretype PKCS12",
             field="keystore_type",
         ) from None
-    return jks
 
 
 def _password_bytes(password: str | None) -> bytes | None:
@@ -483,7 +447,9 @@ def _pem_certificates(text: bytes) -> list[x509.Certificate]:
         return []
 
 
-def _matching_certificate(private_key: Any, certificates: list[x509.Certificate]) -> x509.Certificate | None:
+def _matching_certificate(
+    private_key: SigningPrivateKey, certificates: list[x509.Certificate]
+) -> x509.Certificate | None:
     """The certificate whose public key is ``private_key``'s (keystores order chains leaf first)."""
     wanted = private_key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -497,7 +463,14 @@ def _matching_certificate(private_key: Any, certificates: list[x509.Certificate]
     return None
 
 
-def _check_key_strength(key: SigningKey, error: Any) -> None:
+def _signing_private_key(private_key: PrivateKeyTypes, error: Callable[[str], KeystoreError]) -> SigningPrivateKey:
+    """``private_key`` if its type has a JWS algorithm here (RSA, EC, Ed25519); else the error naming those."""
+    if isinstance(private_key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey)):
+        return private_key
+    raise error(f"the key type {type(private_key).__name__} cannot sign a JWT here; use RSA, EC or Ed25519")
+
+
+def _check_key_strength(key: SigningKey, error: Callable[[str], KeystoreError]) -> None:
     private_key = key.private_key
     if isinstance(private_key, rsa.RSAPrivateKey):
         if private_key.key_size < MIN_RSA_BITS:
@@ -505,8 +478,5 @@ def _check_key_strength(key: SigningKey, error: Any) -> None:
                 f"the RSA key has {private_key.key_size} bits; RFC 7518 requires at least {MIN_RSA_BITS}. "
                 "Generate a new key pair (keytool -genkeypair -keyalg RSA -keysize 2048 ...)"
             )
-    elif isinstance(private_key, ec.EllipticCurvePrivateKey):
-        if private_key.curve.name not in _EC_ALGORITHMS:
-            raise error(f"the EC key is on curve {private_key.curve.name}; JWS signs with P-256, P-384 or P-521 only")
-    elif not isinstance(private_key, ed25519.Ed25519PrivateKey):
-        raise error(f"the key type {type(private_key).__name__} cannot sign a JWT here; use RSA, EC or Ed25519")
+    elif isinstance(private_key, ec.EllipticCurvePrivateKey) and private_key.curve.name not in ES_CURVES.values():
+        raise error(f"the EC key is on curve {private_key.curve.name}; JWS signs with P-256, P-384 or P-521 only")

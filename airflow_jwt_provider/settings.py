@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
 
 from airflow_jwt_provider.exceptions import JwtBearerConfigError
 from airflow_jwt_provider.presets import Preset, get_preset
-from airflow_jwt_provider.secrets import mask_secret_value
+from airflow_jwt_provider.redaction import mask_stable_secret
+from airflow_jwt_provider.token_parameters import canonical_claims
+from airflow_jwt_provider.trusted_hosts import HostPattern, TrustedHosts, parse_trusted_hosts
 
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 CLIENT_CREDENTIALS_GRANT = "client_credentials"
@@ -37,12 +41,14 @@ SIGNING_ALGORITHMS = (
 )
 KEYSTORE_TYPES = ("jks", "jceks", "pkcs12", "pem", "google_json")
 CLIENT_AUTH_METHODS = ("none", "client_secret_post", "client_secret_basic", "private_key_jwt")
-#: Claims the provider sets itself; ``claims`` may not override them.
-RESERVED_CLAIMS = frozenset({"iss", "sub", "aud", "iat", "exp", "jti", "nbf"})
-
 _FORM_PREFIX = "extra__jwt_bearer__"
 DEFAULT_LIFETIME = 60
 DEFAULT_TIMEOUT = 30.0
+#: How long a token is used when the endpoint does not say (``expires_in`` absent).
+DEFAULT_TOKEN_LIFETIME = 300
+#: Upper bounds: an assertion or token lifetime of a day, an HTTP timeout of an hour.
+MAX_LIFETIME = 86400
+MAX_TIMEOUT = 3600.0
 
 #: Every extra key the connection accepts. Anything else is a typo or a misunderstanding,
 #: and is refused rather than ignored (or, worse, sent as an HTTP header).
@@ -70,6 +76,8 @@ EXTRA_KEYS = (
     "timeout",
     "verify",
     "proxies",
+    "trusted_hosts",
+    "default_token_lifetime",
 )
 
 
@@ -103,6 +111,16 @@ class KeySource:
 
 
 @dataclass(frozen=True)
+class HttpSettings:
+    """HTTP options shared by token requests and API calls, sync and async."""
+
+    timeout: float = DEFAULT_TIMEOUT
+    verify: bool | str = True
+    #: Not in ``repr``: a proxy URL may carry ``user:password@``.
+    proxies: Mapping[str, str] | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
 class JwtBearerSettings:
     """The validated settings of one ``jwt_bearer`` connection.
 
@@ -133,8 +151,19 @@ class JwtBearerSettings:
     auth_params: Mapping[str, str] = field(default_factory=dict)
     preset: Preset | None = None
     timeout: float = DEFAULT_TIMEOUT
+    default_token_lifetime: int = DEFAULT_TOKEN_LIFETIME
     verify: bool | str = True
-    proxies: Mapping[str, str] | None = None
+    proxies: Mapping[str, str] | None = field(default=None, repr=False)
+    trusted_hosts: tuple[HostPattern, ...] = ()
+
+    def trusted(self, base_url: str | None) -> TrustedHosts:
+        """Where this connection's token may go, given the effective API base (Host or ``instance_url``)."""
+        return TrustedHosts(self.conn_id, base_url, self.trusted_hosts)
+
+    @property
+    def http(self) -> HttpSettings:
+        """The options every HTTP request of this connection uses."""
+        return HttpSettings(timeout=self.timeout, verify=self.verify, proxies=self.proxies)
 
     @property
     def grant_type(self) -> str:
@@ -192,7 +221,7 @@ class _SettingsParser:
         keystore_password = self._str("keystore_password")
         key_password = self._str("key_password")
         for secret in (client_secret, keystore_password, key_password, key_source.inline):
-            mask_secret_value(secret)
+            mask_stable_secret(secret)
 
         client_auth = self._choice("client_auth", CLIENT_AUTH_METHODS) or (
             "client_secret_post" if client_secret else "none"
@@ -220,7 +249,7 @@ class _SettingsParser:
             issuer=self._str("issuer"),
             subject=self._str("subject"),
             audience=self._audience(),
-            lifetime=self._int("lifetime", DEFAULT_LIFETIME, minimum=1, maximum=86400),
+            lifetime=int(self._seconds("lifetime", DEFAULT_LIFETIME, maximum=MAX_LIFETIME, whole=True)),
             claims=self._claims(),
             scope=self._scope(),
             algorithm=self._choice("algorithm", SIGNING_ALGORITHMS),
@@ -230,9 +259,13 @@ class _SettingsParser:
             client_auth=client_auth,
             auth_params=self._string_map("auth_params"),
             preset=preset,
-            timeout=self._float("timeout", DEFAULT_TIMEOUT),
+            timeout=self._seconds("timeout", DEFAULT_TIMEOUT, maximum=MAX_TIMEOUT),
+            default_token_lifetime=int(
+                self._seconds("default_token_lifetime", DEFAULT_TOKEN_LIFETIME, maximum=MAX_LIFETIME, whole=True)
+            ),
             verify=self._verify(),
             proxies=self._proxies(),
+            trusted_hosts=self._trusted_hosts(),
         )
         if settings.auth_url is None and settings.keystore_type != "google_json":
             raise self.error(
@@ -333,30 +366,26 @@ class _SettingsParser:
             raise self.error(key, f"is {value!r}; use one of: {', '.join(allowed)}")
         return chosen.lower() if lower else chosen
 
-    def _int(self, key: str, default: int, *, minimum: int, maximum: int) -> int:
-        value = self.extra.get(key)
-        if value is None:
-            return default
-        try:
-            number = int(value) if not isinstance(value, bool) else None
-        except (TypeError, ValueError):
-            number = None
-        if number is None or (isinstance(value, float) and value != number):
-            raise self.error(key, f"must be a whole number of seconds, got {value!r}")
-        if not minimum <= number <= maximum:
-            raise self.error(key, f"must be between {minimum} and {maximum}, got {number}")
-        return number
+    def _seconds(self, key: str, default: float, *, maximum: float, whole: bool = False) -> float:
+        """A number of seconds: finite, above zero, at most ``maximum`` (URI strings converted).
 
-    def _float(self, key: str, default: float) -> float:
+        JSON allows ``1e400`` (infinity once parsed) and URI strings ``"inf"``/``"nan"``; such a
+        value is refused here, by name, rather than crashing a request much later.
+        """
         value = self.extra.get(key)
         if value is None:
             return default
-        try:
-            number = float(value) if not isinstance(value, bool) else -1.0
-        except (TypeError, ValueError):
-            number = -1.0
-        if number <= 0:
-            raise self.error(key, f"must be a positive number of seconds, got {value!r}")
+        number: float | None = None
+        if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+            try:
+                number = float(value)
+            except (ValueError, OverflowError):
+                number = None
+        kind = "a whole number of seconds" if whole else "a number of seconds"
+        if number is None or not math.isfinite(number) or (whole and number != int(number)):
+            raise self.error(key, f"must be {kind}, got {value!r}")
+        if not 0 < number <= maximum:
+            raise self.error(key, f"must be above 0 and at most {maximum:g} seconds, got {value!r}")
         return number
 
     def _bool(self, key: str, default: bool) -> bool:
@@ -394,16 +423,10 @@ class _SettingsParser:
 
     def _claims(self) -> dict[str, Any]:
         claims = self._object("claims")
-        reserved = sorted(RESERVED_CLAIMS & set(claims))
-        if reserved:
-            name = reserved[0]
-            dedicated = {"iss": "issuer", "sub": "subject", "aud": "audience", "exp": "lifetime"}
-            advice = (
-                f"use the {dedicated[name]!r} setting instead"
-                if name in dedicated
-                else "the provider sets it on every assertion"
-            )
-            raise self.error(f"claims.{name}", f"is a registered claim that cannot be set here; {advice}")
+        try:
+            canonical_claims(claims)  # reserved names and non-JSON values are refused, naming the claim
+        except JwtBearerConfigError as exc:
+            raise JwtBearerConfigError(f"Connection {self.conn_id!r}: {exc}", field=exc.field) from None
         return claims
 
     def _audience(self) -> str | tuple[str, ...] | None:
@@ -435,18 +458,44 @@ class _SettingsParser:
             return value  # a CA bundle path, as requests accepts
         raise self.error("verify", "must be true, false or the path of a CA bundle")
 
+    def _trusted_hosts(self) -> tuple[HostPattern, ...]:
+        value = self._json_value("trusted_hosts")
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            value = value.replace(",", " ").split()
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.error(
+                "trusted_hosts", 'must be host names, comma-separated or a JSON list like ["files.example.com"]'
+            )
+        try:
+            return parse_trusted_hosts(value)
+        except ValueError as exc:
+            raise self.error("trusted_hosts", f"entry {exc}") from None
+
     def _proxies(self) -> dict[str, str] | None:
         value = self._json_value("proxies")
         if value is None:
             return None
         if isinstance(value, str):
-            return {"http": value, "https": value}
-        if isinstance(value, Mapping) and all(isinstance(v, str) for v in value.values()):
-            return dict(value)
-        raise self.error("proxies", 'must be a proxy URL or an object like {"https": "http://proxy:3128"}')
+            proxies = {"http": value, "https": value}
+        elif isinstance(value, Mapping) and all(isinstance(v, str) for v in value.values()):
+            proxies = {str(k): v for k, v in value.items()}
+        else:
+            raise self.error("proxies", 'must be a proxy URL or an object like {"https": "http://proxy:3128"}')
+        for url in proxies.values():
+            try:
+                password = urlsplit(url).password
+            except ValueError:
+                raise self.error(
+                    "proxies", "holds a URL that cannot be parsed; use http://[user:password@]host:port"
+                ) from None
+            mask_stable_secret(url)
+            mask_stable_secret(password and unquote(password))
+        return proxies
 
 
-def _is_unset(value: Any) -> bool:
+def _is_unset(value: object) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
@@ -457,7 +506,7 @@ def _clean(value: str | None) -> str | None:
     return value or None
 
 
-def _parse_bool(value: Any) -> bool | None:
+def _parse_bool(value: object) -> bool | None:
     if isinstance(value, bool):
         return value
     if isinstance(value, str):

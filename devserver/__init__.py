@@ -4,7 +4,9 @@
   (certificates expire, so none are committed).
 * :mod:`devserver.server` is a real OAuth 2.0 authorization server built on Authlib's server
   side, plus a small protected API, so the client's assertions are checked by code that is
-  not the client's own.
+  not the client's own. Its parts live in :mod:`devserver.grants`, :mod:`devserver.token_endpoint`,
+  :mod:`devserver.api`, :mod:`devserver.faults` and :mod:`devserver.records`;
+  ``python -m devserver`` (:mod:`devserver.cli`) runs it on its own.
 
 Tests and the demo import it with the repository root on ``sys.path``.
 """

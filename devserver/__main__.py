@@ -1,8 +1,8 @@
-"""``python -m devserver``: run the local authorization server (see devserver.server.main)."""
+"""``python -m devserver``: run the local authorization server (see devserver.cli.main)."""
 
 import sys
 
-from devserver.server import main
+from devserver.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

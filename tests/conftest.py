@@ -158,3 +158,59 @@ def set_connection(monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
         return conn_id
 
     return define
+
+
+class RecordingServer:
+    """A plain HTTP server on another loopback address, standing for a host the token must not reach.
+
+    It answers every request with a small JSON document (shaped like the local API's pages and
+    jobs, so callers get as far as they would with a real answer) and records each request's
+    method, path and headers, so a test can say whether it saw the request, and the token.
+    """
+
+    def __init__(self, host: str = "127.0.0.2") -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.requests: list[dict[str, Any]] = []
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                recorder.requests.append({"method": self.command, "path": self.path, "headers": dict(self.headers)})
+                body = json.dumps({"items": [], "next_page": None, "state": "done", "sub": "untrusted"}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _answer
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._httpd = ThreadingHTTPServer((host, 0), Handler)
+        self._httpd.daemon_threads = True
+        self.url = f"http://{host}:{self._httpd.server_port}"
+        self.host_port = f"{host}:{self._httpd.server_port}"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        self._thread.start()
+
+    def authorizations(self) -> list[str | None]:
+        return [r["headers"].get("Authorization") for r in self.requests]
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+@pytest.fixture
+def untrusted_server() -> Iterator[RecordingServer]:
+    """A recording server on 127.0.0.2: another host than the API (127.0.0.1)."""
+    server = RecordingServer()
+    yield server
+    server.stop()

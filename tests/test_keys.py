@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import base64
+import shutil
+import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
+from airflow_jwt_provider.certificates import certificate_warning, check_certificate
 from airflow_jwt_provider.exceptions import JwtBearerConfigError, KeystoreError
 from airflow_jwt_provider.keys import KEY_CACHE, KeyRequest, detect_keystore_type, load_signing_key
 from airflow_jwt_provider.settings import KeySource
+from airflow_jwt_provider.signers.local import LocalKeySigner
 from devserver import keystores as ks
 from tests.conftest import KEY_PASSWORD, STORE_PASSWORD
 
@@ -38,7 +43,7 @@ def test_default_keytool_store_is_pkcs12_whatever_the_name(keystores: dict[str, 
     key = load_signing_key(request_for(store))
     assert key.store_type == "pkcs12"
     assert isinstance(key.private_key, rsa.RSAPrivateKey)
-    assert key.default_algorithm == "RS256"
+    assert LocalKeySigner(key).algorithm == "RS256"
 
 
 @pytest.mark.parametrize(
@@ -61,7 +66,7 @@ def test_each_format_loads_with_its_certificate(
     key = load_signing_key(request_for(store))
     assert key.store_type == store_type
     assert isinstance(key.private_key, key_class)
-    assert key.default_algorithm == algorithm
+    assert LocalKeySigner(key).algorithm == algorithm
     assert key.certificate is not None
     assert key.certificate == store.certificate()
 
@@ -195,28 +200,54 @@ def test_short_rsa_key_is_refused(tmp_path: Path) -> None:
         load_signing_key(request_for(store))
 
 
+def test_key_type_without_a_jws_algorithm_is_refused(tmp_path: Path) -> None:
+    """An Ed448 key loads (PEM, keytool's PKCS#12) but no JWS algorithm here signs with it: the error says what can."""
+    pem = ed448.Ed448PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    refused = "the key type Ed448PrivateKey cannot sign a JWT here; use RSA, EC or Ed25519"
+    with pytest.raises(KeystoreError, match=refused) as info:
+        load_signing_key(KeyRequest(source=KeySource(inline=pem.decode())))
+    assert info.value.field == "private_key"
+
+    store = tmp_path / "ed448.p12"
+    keytool = shutil.which("keytool")
+    assert keytool is not None, "keytool is required by the tests: install a JRE (Debian: default-jre-headless)"
+    generate = ["-genkeypair", "-keystore", str(store), "-storetype", "PKCS12", "-storepass", STORE_PASSWORD]
+    generate += ["-alias", "ed448", "-keyalg", "Ed448", "-dname", "CN=ed448"]
+    subprocess.run([keytool, "-noprompt", *generate], stdin=subprocess.DEVNULL, capture_output=True, check=True)
+    with pytest.raises(KeystoreError, match=refused) as info:
+        load_signing_key(KeyRequest(source=KeySource(path=str(store)), keystore_password=STORE_PASSWORD))
+    assert info.value.field == "key_file"
+
+
 def test_algorithm_must_fit_the_key(keystores: dict[str, ks.Keystore]) -> None:
     key = load_signing_key(request_for(keystores["ec256"]))
-    assert key.algorithm_for(None) == "ES256"
-    with pytest.raises(JwtBearerConfigError, match="algorithm RS256 does not fit the EC-secp256r1 key") as info:
-        key.algorithm_for("RS256")
+    assert LocalKeySigner(key).algorithm == "ES256"
+    with pytest.raises(
+        JwtBearerConfigError, match=r"algorithm RS256 does not fit the signing key \(EC-secp256r1\); use one of ES256"
+    ) as info:
+        LocalKeySigner(key, "RS256")
     assert info.value.field == "algorithm"
     rsa_key = load_signing_key(request_for(keystores["default"]))
-    assert rsa_key.algorithm_for("PS384") == "PS384"
+    assert LocalKeySigner(rsa_key, "PS384").algorithm == "PS384"
 
 
 def test_certificate_expiry(tmp_path: Path) -> None:
     store = ks.make_keystore(tmp_path, "soon", store_type="pkcs12", validity_days=10)
     key = load_signing_key(request_for(store))
     assert key.not_after is not None
-    warning = key.certificate_warning()
+    warning = certificate_warning(key.certificate, key.alias)
     assert warning is not None
     assert "expires on" in warning
     assert "in 9 day(s)" in warning or "in 10 day(s)" in warning
+    check_certificate(key.certificate, key.alias)  # not expired yet: no error
+    expired = key.not_after + timedelta(seconds=1)
     with pytest.raises(KeystoreError, match="expired on") as info:
-        key.certificate_warning(now=key.not_after + timedelta(seconds=1))
+        check_certificate(key.certificate, key.alias, now=expired)
     assert info.value.field == "key_file"
-    assert key.certificate_warning(now=key.not_after - timedelta(days=31)) is None
+    assert certificate_warning(key.certificate, key.alias, now=expired) is None  # an error, not a warning
+    assert certificate_warning(key.certificate, key.alias, now=key.not_after - timedelta(days=31)) is None
 
 
 def test_jks_without_the_extra_explains_and_gives_the_conversion(

@@ -10,21 +10,20 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import timedelta
 from functools import cached_property
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import requests
 from airflow.sdk import BaseOperator, Context, conf
-from airflow.sdk.bases.decorator import determine_kwargs
 
-from airflow_jwt_provider.hooks.jwt_bearer import JwtBearerHook
-from airflow_jwt_provider.triggers.api_request import (
-    ApiRequest,
-    PollSpec,
-    RetryPolicy,
-    body_excerpt,
-    send_with_retries,
-)
-from airflow_jwt_provider.triggers.http import JwtBearerHttpTrigger
+from airflow_jwt_provider import DEFAULT_CONN_ID
+from airflow_jwt_provider.api_request import ApiRequest
+from airflow_jwt_provider.api_response import body_excerpt
+from airflow_jwt_provider.polling import PollSpec
+from airflow_jwt_provider.retry import RetryPolicy
+from airflow_jwt_provider.token_parameters import TokenParameters
+
+if TYPE_CHECKING:
+    from airflow_jwt_provider.hooks.jwt_bearer import JwtBearerHook
 
 REQUEST_TEMPLATE_FIELDS: tuple[str, ...] = (
     "jwt_bearer_conn_id",
@@ -77,7 +76,7 @@ class JwtBearerRequestOperator(BaseOperator):
         subject: str | None = None,
         scope: str | None = None,
         claims: Mapping[str, Any] | None = None,
-        jwt_bearer_conn_id: str = JwtBearerHook.default_conn_name,
+        jwt_bearer_conn_id: str = DEFAULT_CONN_ID,
         retry: RetryPolicy | Mapping[str, Any] | bool | None = None,
         accepted_statuses: Collection[int] | None = None,
         log_response: bool = False,
@@ -102,6 +101,10 @@ class JwtBearerRequestOperator(BaseOperator):
 
     @cached_property
     def hook(self) -> JwtBearerHook:
+        # Imported here, not at the top: a DAG file that only declares the operator must not pay
+        # for the signing stack (cryptography, PyJWT) each time the dag-processor parses it.
+        from airflow_jwt_provider.hooks.jwt_bearer import JwtBearerHook
+
         return JwtBearerHook(self.jwt_bearer_conn_id, method=self.method)
 
     def api_request(self) -> ApiRequest:
@@ -113,14 +116,12 @@ class JwtBearerRequestOperator(BaseOperator):
             json=self.json,
             data=self.data,
             headers=self.headers,
-            subject=self.subject,
-            scope=self.scope,
-            claims=self.claims,
+            token=TokenParameters.of(self.subject, self.scope, self.claims),
         )
 
     def send(self, request: ApiRequest) -> requests.Response:
         """Send synchronously (token refresh on 401, retries on 429/5xx); the answer, any status."""
-        return send_with_retries(self.hook, request, self.retry, self.log)
+        return self.hook.send(request, retry=self.retry)
 
     def defer_request(
         self,
@@ -132,6 +133,8 @@ class JwtBearerRequestOperator(BaseOperator):
         timeout: timedelta | None = None,
     ) -> NoReturn:
         """Hand ``request`` to :class:`JwtBearerHttpTrigger`; resume in ``method_name`` with the event."""
+        from airflow_jwt_provider.triggers.http import JwtBearerHttpTrigger  # aiohttp: only when deferring
+
         if not request.idempotent:
             self.log.warning(
                 "%s is deferred: if the triggerer restarts while it runs, the request may be sent twice",
@@ -161,6 +164,8 @@ class JwtBearerRequestOperator(BaseOperator):
             )
 
 
-def call_with_context(func: Callable[..., Any], response: Any, context: Context) -> Any:
+def call_with_context(func: Callable[..., Any], response: requests.Response, context: Context) -> Any:
     """``func(response, **<the context variables it names>)``, as ``HttpOperator`` calls its callables."""
+    from airflow.sdk.bases.decorator import determine_kwargs  # at run time only: DAG parsing skips it
+
     return func(response, **determine_kwargs(func, [response], context))

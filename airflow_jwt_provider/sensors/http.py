@@ -17,18 +17,11 @@ from typing import Any
 import requests
 from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue
 
+from airflow_jwt_provider.api_response import check_status, response_body
 from airflow_jwt_provider.operators.base import REQUEST_TEMPLATE_FIELDS, JwtBearerRequestOperator, call_with_context
-from airflow_jwt_provider.triggers.api_request import (
-    DONE,
-    FAIL,
-    PollSpec,
-    RetryPolicy,
-    callable_path,
-    check_status,
-    import_callable,
-    response_body,
-    response_from_event,
-)
+from airflow_jwt_provider.polling import DONE, FAIL, PollSpec, callable_path, import_callable
+from airflow_jwt_provider.retry import RetryPolicy
+from airflow_jwt_provider.wire import response_from_event
 
 __all__ = ["JwtBearerHttpSensor", "RetryPolicy"]
 

@@ -15,12 +15,16 @@ the DER ``SEQUENCE`` that most libraries and devices return (:func:`ecdsa_der_to
 from __future__ import annotations
 
 import hashlib
+import os
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+from airflow_jwt_provider.exceptions import JwtBearerConfigError, KeystoreError
 
 #: Public keys a JWS signer may have.
 SigningPublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
@@ -39,6 +43,10 @@ JWS_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
 }
 #: The curve each ECDSA algorithm requires (RFC 7518 §3.4).
 ES_CURVES: dict[str, str] = {"ES256": "secp256r1", "ES384": "secp384r1", "ES512": "secp521r1"}
+#: The JWS algorithms an RSA key can sign with; RS256 is the default (the most widely accepted).
+RSA_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
+#: RFC 7518 §3.3: RSA keys of 2048 bits or more.
+MIN_RSA_BITS = 2048
 
 
 @runtime_checkable
@@ -104,3 +112,120 @@ def describe_public_key(public_key: SigningPublicKey) -> str:
     if isinstance(public_key, ec.EllipticCurvePublicKey):
         return f"EC-{public_key.curve.name}"
     return "Ed25519"
+
+
+def allowed_algorithms(public_key: SigningPublicKey) -> tuple[str, ...]:
+    """The JWS algorithms ``public_key``'s private half may sign with (default first).
+
+    An EC key signs with one algorithm only: RFC 7518 §3.4 ties ES256/384/512 to a curve.
+    """
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return RSA_ALGORITHMS
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        return tuple(alg for alg, curve in ES_CURVES.items() if curve == public_key.curve.name)
+    return ("EdDSA",)
+
+
+def choose_algorithm(
+    public_key: SigningPublicKey,
+    requested: str | None,
+    *,
+    supported: tuple[str, ...] = tuple(JWS_HASHES),
+    field: str = "algorithm",
+    key_field: str | None = None,
+    where: str = "the key",
+) -> str:
+    """The JWS algorithm to sign with: ``requested`` if it fits the key, else the key's default.
+
+    Remote signers (HSM, KMS) call this once, when they are built, so that a key that cannot
+    sign a JWT, or an algorithm that does not fit it, is reported before any request is made.
+
+    :param supported: what the signer's backend can produce at all (HSMs and KMS sign no EdDSA here).
+    :param field: the setting that holds ``requested``, named in the error.
+    :param key_field: the setting that selects the key, named when the key itself is unfit.
+    :param where: how the key is called in messages (``KMS key alias/x``, ``PKCS#11 key 'rsa'``...).
+    """
+    described = describe_public_key(public_key)
+    if isinstance(public_key, rsa.RSAPublicKey) and public_key.key_size < MIN_RSA_BITS:
+        raise JwtBearerConfigError(
+            f"{where} is {described}; RFC 7518 requires RSA keys of at least {MIN_RSA_BITS} bits: "
+            "create a 2048-bit (or larger) key",
+            field=key_field,
+        )
+    allowed = tuple(alg for alg in allowed_algorithms(public_key) if alg in supported)
+    if not allowed:
+        raise JwtBearerConfigError(
+            f"{where} is {described}, which this signer cannot sign a JWT with; "
+            "use an RSA (2048 bits or more) or EC P-256/P-384/P-521 key",
+            field=key_field,
+        )
+    if requested is None or requested == "":
+        return allowed[0]
+    if requested not in allowed:
+        raise JwtBearerConfigError(
+            f"{field} {requested} does not fit {where} ({described}); use one of {', '.join(allowed)} "
+            f"or leave {field} empty for {allowed[0]}",
+            field=field,
+        )
+    return requested
+
+
+def same_public_key(a: object, b: object) -> bool:
+    """Whether two public keys are the same key (compared as SubjectPublicKeyInfo)."""
+
+    def spki(key: object) -> bytes | None:
+        if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey):
+            return None
+        return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+    left = spki(a)
+    return left is not None and left == spki(b)
+
+
+def load_certificate_file(
+    path: str | os.PathLike[str], public_key: SigningPublicKey, *, field: str = "certificate_file"
+) -> x509.Certificate:
+    """The certificate of ``public_key`` from a PEM (a chain is fine) or DER file.
+
+    A signer whose key lives in a device may have no certificate next to it (a KMS never
+    holds one; many HSM tokens hold only the key pair): the certificate the authorization
+    server knows the client by is then configured as a file. It must be the key's own:
+    a certificate for another key would send ``x5t`` headers that match nothing.
+    """
+    shown = str(path)
+    try:
+        data = Path(path).expanduser().read_bytes()
+    except FileNotFoundError:
+        raise KeystoreError(
+            f"{field} {shown!r} does not exist on this machine; the certificate file must be readable "
+            "by the Airflow worker",
+            field=field,
+        ) from None
+    except OSError as exc:
+        raise KeystoreError(
+            f"{field} {shown!r} cannot be read ({exc.strerror}); check its permissions", field=field
+        ) from None
+    certificates: list[x509.Certificate] = []
+    try:
+        if b"-----BEGIN CERTIFICATE-----" in data:
+            certificates = x509.load_pem_x509_certificates(data)
+        else:
+            certificates = [x509.load_der_x509_certificate(data)]
+    except ValueError:
+        certificates = []
+    if not certificates:
+        raise KeystoreError(
+            f"{field} {shown!r} is not an X.509 certificate in PEM or DER form "
+            "(a private key or a public key alone is not a certificate)",
+            field=field,
+        )
+    for certificate in certificates:
+        if same_public_key(certificate.public_key(), public_key):
+            return certificate
+    subjects = "; ".join(c.subject.rfc4514_string() or "(empty subject)" for c in certificates)
+    raise KeystoreError(
+        f"{field} {shown!r} holds no certificate for the signing key ({describe_public_key(public_key)}, "
+        f"SHA-256 {public_key_fingerprint(public_key)[:16]}…); it has: {subjects}. "
+        "Use the certificate issued for this key pair",
+        field=field,
+    )

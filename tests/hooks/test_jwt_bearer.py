@@ -142,7 +142,7 @@ def test_tokens_are_cached_per_subject_and_refreshable(hook_for: Callable[..., J
 
 def test_concurrent_callers_share_one_fetch(hook_for: Callable[..., JwtBearerHook], auth_server) -> None:
     hook = hook_for()
-    hook.signing_key  # noqa: B018 -- load the key first so the threads race on the token only
+    hook.credentials  # noqa: B018 -- load the key first so the threads race on the token only
     barrier = threading.Barrier(8)
     tokens: list[AccessToken] = []
 
@@ -159,17 +159,20 @@ def test_concurrent_callers_share_one_fetch(hook_for: Callable[..., JwtBearerHoo
     assert len(successful(auth_server)) == 1
 
 
-def test_short_lived_tokens_are_refreshed_ahead_of_expiry(hook_for, auth_server) -> None:
-    auth_server.token_lifetime = 20  # less than the 30 s refresh margin: never reused
+def test_short_lived_tokens_are_reused_for_half_their_life(hook_for, auth_server) -> None:
+    import time
+
+    auth_server.token_lifetime = 2  # shorter than the 30 s margin: the margin is capped at half the life
     hook = hook_for()
     first = hook.get_token()
-    assert not first.valid
-    assert not first.expired
+    assert first.valid
+    assert first.refresh_at - first.issued_at == first.lifetime / 2
+    assert hook.get_token() is first  # reused, no request
+    time.sleep(1.05)
     second = hook.get_token()
     assert second.access_token != first.access_token
     auth_server.token_lifetime = 3600
-    third = hook.get_token()
-    assert third.valid
+    third = hook.get_token(force_refresh=True)
     assert hook.get_token() is third
     assert len(successful(auth_server)) == 3
 
@@ -319,16 +322,16 @@ def test_replayed_assertion_is_refused_by_the_server(hook_for, auth_server) -> N
 
 
 def test_expiring_certificate_is_warned_in_the_log(
-    auth_server, set_connection, tmp_path, capfd: pytest.CaptureFixture[str]
+    auth_server, set_connection, tmp_path, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = ks.make_keystore(tmp_path, "soon", store_type="pkcs12", validity_days=5, store_password=STORE_PASSWORD)
     register(auth_server, store)
     set_connection("jwt_soon", login=CLIENT_ID, extra=connection_extra(store, auth_server))
-    capfd.readouterr()
     JwtBearerHook("jwt_soon").get_token()
-    captured = capfd.readouterr()
-    assert "The certificate of the signing key" in captured.out + captured.err
-    assert "in 4 day(s)" in captured.out + captured.err or "in 5 day(s)" in captured.out + captured.err
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    warning = next(w for w in warnings if "The certificate of the signing key" in w)
+    assert warning.startswith("Connection 'jwt_soon': ")
+    assert "in 4 day(s)" in warning or "in 5 day(s)" in warning
 
 
 def test_relative_endpoint_without_host_is_a_config_error(hook_for, auth_server, set_connection, keystores) -> None:
@@ -337,7 +340,14 @@ def test_relative_endpoint_without_host_is_a_config_error(hook_for, auth_server,
     set_connection("jwt_nohost", login=CLIENT_ID, extra=connection_extra(store, auth_server))
     with pytest.raises(JwtBearerConfigError, match=r"host .* is empty and endpoint 'whoami' is relative"):
         JwtBearerHook("jwt_nohost").run("whoami")
-    # an absolute URL works without host
+    # without Host, the token goes only to the hosts trusted_hosts lists
+    with pytest.raises(JwtBearerConfigError, match=r"refusing to send the access token to http://127\.0\.0\.1:"):
+        JwtBearerHook("jwt_nohost").run(auth_server.api_url + "/whoami")
+    assert not auth_server.api_requests
+    port = auth_server.api_url.split(":")[2].split("/")[0]
+    set_connection(
+        "jwt_nohost", login=CLIENT_ID, extra=connection_extra(store, auth_server, trusted_hosts=f"127.0.0.1:{port}")
+    )
     assert JwtBearerHook("jwt_nohost").run(auth_server.api_url + "/whoami").json()["sub"] == "alice"
 
 
@@ -348,20 +358,51 @@ def test_auth_type_is_refused() -> None:
         JwtBearerHook("x", auth_type=HTTPBasicAuth)
 
 
-def test_run_positional_order_is_the_documented_one(hook_for, auth_server) -> None:
+def test_run_takes_http_hook_positional_order(hook_for, auth_server) -> None:
     hook = hook_for()
-    assert hook.run("results", "POST", None, {"n": 2}).json()["received"] == {"n": 2}
+    response = hook.run(
+        "results", '{"n": 2}', {"Content-Type": "application/json"}, {"check_response": True}, method="POST"
+    )
+    assert response.json()["received"] == {"n": 2}
+    # a GET's dict data is the query string, as with HttpHook
+    assert hook.run("items", {"per_page": 2}).json()["items"] == [
+        {"id": 1, "name": "item-1"},
+        {"id": 2, "name": "item-2"},
+    ]
+    with pytest.raises(TypeError):
+        hook.run("results", None, None, None, "POST")  # everything after extra_options is keyword-only
 
 
-def test_hook_built_like_http_operator_takes_http_hook_order(hook_for, auth_server) -> None:
-    from airflow_jwt_provider.hooks.jwt_bearer import HttpOperatorJwtBearerHook
-
+def test_hook_built_like_http_operator_is_the_same_class(hook_for, auth_server) -> None:
     hook_for()
     hook = JwtBearerHook("jwt_test", method="POST", auth_type=None, tcp_keep_alive=True, tcp_keep_alive_idle=120)
-    assert isinstance(hook, HttpOperatorJwtBearerHook)
+    assert type(hook) is JwtBearerHook
     response = hook.run("results", '{"n": 3}', {"Content-Type": "application/json"}, {"check_response": True})
     assert response.json()["received"] == {"n": 3}
-    assert type(JwtBearerHook("jwt_test")) is JwtBearerHook
+
+
+def test_tcp_keep_alive_reaches_the_sockets(hook_for) -> None:
+    import socket
+
+    hook_for()
+    options = JwtBearerHook("jwt_test", tcp_keep_alive_idle=77).get_conn().get_adapter("https://x").poolmanager
+    socket_options = options.connection_pool_kw["socket_options"]
+    assert (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1) in socket_options
+    assert (socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 77) in socket_options
+    off = JwtBearerHook("jwt_test", tcp_keep_alive=False).get_conn().get_adapter("https://x").poolmanager
+    assert (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1) not in off.connection_pool_kw["socket_options"]
+
+
+def test_claims_with_list_and_object_values_work_on_every_path(hook_for, auth_server) -> None:
+    hook = hook_for()
+    claims = {"roles": ["a", "b"], "ctx": {"tenant": "t1"}}
+    assert hook.run("whoami", claims=claims).json()["sub"] == "alice"
+    assert hook.run("whoami", claims={"ctx": {"tenant": "t1"}, "roles": ["a", "b"]}).status_code == 200
+    assert hook.get_conn(claims=claims).get("whoami").status_code == 200
+    assert hook.get_token(claims=claims).valid
+    minted = [r for r in successful(auth_server) if r["assertion_claims"].get("roles") == ["a", "b"]]
+    assert len(minted) == 1  # the same claims in another order are the same token, reused
+    assert minted[0]["assertion_claims"]["ctx"] == {"tenant": "t1"}
 
 
 def test_from_connection_does_not_look_the_connection_up_again(keystores, auth_server) -> None:

@@ -10,23 +10,23 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
+from airflow_jwt_provider.api_request import ApiRequest
 from airflow_jwt_provider.exceptions import ApiResponseError, JwtBearerConfigError
 from airflow_jwt_provider.operators.http import JwtBearerHttpOperator, ResponseCheckError
-from airflow_jwt_provider.triggers.api_request import ApiRequest, RetryPolicy, response_from_wire, response_to_wire
+from airflow_jwt_provider.retry import RetryPolicy
 from airflow_jwt_provider.triggers.http import JwtBearerHttpTrigger
+from airflow_jwt_provider.wire import build_response
 
 
 def answer(body: bytes = b'{"items": [1, 2], "next_page": 2}', status: int = 200) -> Any:
-    return response_from_wire(
-        response_to_wire(
-            status=status,
-            reason="OK",
-            headers={"Content-Type": "application/json"},
-            url="http://api.test/api/items?page=1",
-            method="GET",
-            body=body,
-            encoding="utf-8",
-        )
+    return build_response(
+        status=status,
+        reason="OK",
+        headers={"Content-Type": "application/json"},
+        url="http://api.test/api/items?page=1",
+        method="GET",
+        body=body,
+        encoding="utf-8",
     )
 
 
@@ -80,7 +80,7 @@ def test_deferrable_operator_defers_with_the_request_only() -> None:
     assert isinstance(trigger, JwtBearerHttpTrigger)
     assert trigger.serialize()[1] == {
         "jwt_bearer_conn_id": "jwt_bearer_default",
-        "request": {"endpoint": "items", "method": "GET", "query": {"page": 1}, "subject": "bob"},
+        "request": {"endpoint": "items", "method": "GET", "query": {"page": 1}, "token": {"subject": "bob"}},
         "retry": RetryPolicy(max_attempts=1).to_dict(),
         "poll": None,
     }

@@ -10,9 +10,13 @@ from typing import Any
 import pytest
 from airflow.sdk.serde import deserialize, serialize
 
+from airflow_jwt_provider.api_request import ApiRequest
 from airflow_jwt_provider.hooks.jwt_bearer import JwtBearerHook
-from airflow_jwt_provider.triggers.api_request import ApiRequest, PollSpec, RetryPolicy, response_from_event
+from airflow_jwt_provider.polling import PollSpec
+from airflow_jwt_provider.retry import RetryPolicy
+from airflow_jwt_provider.token_parameters import TokenParameters
 from airflow_jwt_provider.triggers.http import CLASSPATH, JwtBearerHttpTrigger
+from airflow_jwt_provider.wire import response_from_event
 from devserver.server import LocalAuthorizationServer
 from tests.conftest import CLIENT_ID, CLIENT_SECRET, STORE_PASSWORD, connection_extra, register
 
@@ -55,7 +59,9 @@ def statuses(server: LocalAuthorizationServer, path: str) -> list[int]:
 def test_serialize_round_trips_through_airflow_serde() -> None:
     original = trigger(
         "some_conn",
-        request=ApiRequest(endpoint="items", query={"page": 2}, subject="bob", claims={"tenant": "t1"}).to_dict(),
+        request=ApiRequest(
+            endpoint="items", query={"page": 2}, token=TokenParameters(subject="bob", claims={"tenant": "t1"})
+        ).to_dict(),
         retry=FAST,
         poll=PollSpec(interval=2.5, expected_json={"state": "done"}).to_dict(),
     )
@@ -64,7 +70,9 @@ def test_serialize_round_trips_through_airflow_serde() -> None:
     assert set(kwargs) == {"jwt_bearer_conn_id", "request", "retry", "poll"}
     rebuilt = JwtBearerHttpTrigger(**deserialize(serialize(kwargs)))
     assert rebuilt.serialize() == original.serialize()
-    assert rebuilt.request == ApiRequest(endpoint="items", query={"page": 2}, subject="bob", claims={"tenant": "t1"})
+    assert rebuilt.request == ApiRequest(
+        endpoint="items", query={"page": 2}, token=TokenParameters(subject="bob", claims={"tenant": "t1"})
+    )
 
 
 async def test_serialized_kwargs_hold_no_secret_even_after_a_run(conn_id: str, auth_server: Any) -> None:
@@ -83,7 +91,7 @@ async def test_serialized_kwargs_hold_no_secret_even_after_a_run(conn_id: str, a
 
 
 async def test_run_sends_one_request_with_a_bearer_token(conn_id: str, auth_server: Any) -> None:
-    event = await first_event(trigger(conn_id, request={"endpoint": "whoami", "subject": "carol"}))
+    event = await first_event(trigger(conn_id, request={"endpoint": "whoami", "token": {"subject": "carol"}}))
 
     response = response_from_event(event)
     assert response.status_code == 200

@@ -1,0 +1,48 @@
+"""The ``local`` signer: a private key loaded on the worker from a keystore, a PEM or a JSON key."""
+
+from __future__ import annotations
+
+from cryptography import x509
+from jwt.algorithms import Algorithm, get_default_algorithms
+
+from airflow_jwt_provider.keys import SigningKey
+from airflow_jwt_provider.signers.base import JWS_HASHES, SigningPublicKey, choose_algorithm
+
+_JWS_ALGORITHMS: dict[str, Algorithm] = get_default_algorithms()
+
+
+class LocalKeySigner:
+    """Signs with a :class:`~airflow_jwt_provider.keys.SigningKey` held in this process.
+
+    Signatures come from PyJWT's algorithm implementations (the same code as ``jwt.encode``),
+    so the JWS format (``R || S`` for ECDSA, PSS salt length) is PyJWT's.
+    """
+
+    def __init__(self, key: SigningKey, algorithm: str | None = None) -> None:
+        self.key = key
+        self._algorithm = choose_algorithm(
+            key.public_key, algorithm, supported=(*JWS_HASHES, "EdDSA"), key_field="key_file", where="the signing key"
+        )
+        self._implementation = _JWS_ALGORITHMS[self._algorithm]
+
+    def __repr__(self) -> str:
+        return f"LocalKeySigner({self.key!r}, algorithm={self._algorithm!r})"
+
+    @property
+    def algorithm(self) -> str:
+        return self._algorithm
+
+    @property
+    def key_id(self) -> str | None:
+        return self.key.key_id
+
+    @property
+    def certificate(self) -> x509.Certificate | None:
+        return self.key.certificate
+
+    @property
+    def public_key(self) -> SigningPublicKey:
+        return self.key.public_key
+
+    def sign(self, signing_input: bytes) -> bytes:
+        return self._implementation.sign(signing_input, self.key.private_key)

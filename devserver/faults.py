@@ -1,0 +1,123 @@
+"""Fault injection: answers a rate limiter, a gateway or a proxy in front of the server would give.
+
+:class:`Faults` is owned by the server (``LocalAuthorizationServer.faults``); tests reach it
+through the server's ``fail_next()`` and ``html_error_next``. :func:`inject_failure` runs before
+every request, ahead of authentication, as a rate limiter or gateway would answer; the
+proxy's HTML page is served by the token endpoint (:meth:`Faults.take_html_error`), which is
+the only place a client parses a body it did not expect.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from flask import Response, jsonify, request
+
+from devserver.api import API_PREFIX
+from devserver.records import RECORDS_PREFIX, new_token_record
+from devserver.token_endpoint import TOKEN_PATH
+from devserver.web import local_server
+
+_PROXY_502_PAGE = (
+    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    "</body>\r\n</html>\r\n"
+)
+
+
+@dataclass
+class _Failure:
+    prefix: str
+    status: int
+    retry_after: int | str | None
+    remaining: int
+    location: str | None = None
+
+    def response(self) -> Response:
+        if self.location is not None:  # a redirect, as an API answers with a download link
+            return Response("", status=self.status, headers={"Location": self.location})
+        body = {"error": "temporarily_unavailable", "error_description": f"injected HTTP {self.status}"}
+        if self.status == 429:
+            body = {"error": "rate_limited", "error_description": "Too many requests (injected)."}
+        response = jsonify(body)
+        response.status_code = self.status
+        if self.retry_after is not None:
+            response.headers["Retry-After"] = str(self.retry_after)
+        return response
+
+
+class Faults:
+    """Injected failures waiting to be served; :meth:`reset` forgets them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._failures: list[_Failure] = []
+        self._html_error_next: bool | int = False
+
+    def reset(self) -> None:
+        with self._lock:
+            self._failures = []
+            self._html_error_next = False
+
+    def fail_next(
+        self,
+        path_prefix: str,
+        status: int,
+        retry_after: int | str | None = None,
+        count: int = 1,
+        location: str | None = None,
+    ) -> None:
+        """See :meth:`devserver.server.LocalAuthorizationServer.fail_next`."""
+        prefix = path_prefix if path_prefix.startswith("/") else f"{API_PREFIX}/{path_prefix}"
+        with self._lock:
+            self._failures.append(_Failure(prefix, status, retry_after, count, location))
+
+    def take_failure(self, path: str) -> _Failure | None:
+        """The failure to serve for ``path`` (the oldest matching), counted down; None if none."""
+        with self._lock:
+            for failure in self._failures:
+                if path.startswith(failure.prefix):
+                    failure.remaining -= 1
+                    if failure.remaining <= 0:
+                        self._failures.remove(failure)
+                    return failure
+        return None
+
+    @property
+    def html_error_next(self) -> bool | int:
+        return self._html_error_next
+
+    @html_error_next.setter
+    def html_error_next(self, value: bool | int) -> None:
+        with self._lock:
+            self._html_error_next = value
+
+    def take_html_error(self) -> Response | None:
+        """The proxy's HTML 502 page if one is due (``html_error_next`` counted down), else None."""
+        with self._lock:
+            if not self._html_error_next:
+                return None
+            self._html_error_next = int(self._html_error_next) - 1
+        return Response(_PROXY_502_PAGE, status=502, content_type="text/html")
+
+
+def inject_failure() -> Response | None:
+    """``before_request`` hook: serve a due failure instead of the request (before authentication).
+
+    An injected failure of the token endpoint is recorded like any token request. The
+    ``/_devserver/`` view is exempt: reading the records must not use up a failure meant for
+    the client under test.
+    """
+    if request.path.startswith(RECORDS_PREFIX + "/"):
+        return None
+    server = local_server()
+    failure = server.faults.take_failure(request.path)
+    if failure is None:
+        return None
+    response = failure.response()
+    if request.path == TOKEN_PATH:
+        record = new_token_record(server.now())
+        record.update(status=failure.status, error=f"injected_{failure.status}")
+        server.add_token_record(record)
+    return response

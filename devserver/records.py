@@ -1,0 +1,115 @@
+"""What the server records about token requests, and a read-only JSON view of its records.
+
+A token request's record is started by the token endpoint (:func:`begin_token_request`), filled
+in by the grants and client-authentication methods as they learn things
+(:func:`note_token_request`), and appended to ``LocalAuthorizationServer.token_requests`` once
+answered. Only names, decoded JOSE headers and claims, and outcomes are recorded: never a
+secret, an assertion or an access token (the fields are listed on ``LocalAuthorizationServer``).
+
+The view (:data:`blueprint`, under :data:`RECORDS_PREFIX`) is for a server running in another
+process (``python -m devserver``), whose lists a test cannot read directly:
+
+``GET /_devserver/token-requests``, ``GET /_devserver/api-requests``
+    the record lists as JSON arrays, in request order.
+``POST /_devserver/reset``
+    :meth:`~devserver.server.LocalAuthorizationServer.reset` (records, knobs, injected
+    failures, revocations; clients and tokens are kept).
+
+It answers requests from a loopback address only (403 otherwise): a server bound to
+``0.0.0.0`` in a container does not show its records to the network.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
+from flask import Blueprint, Response, g, jsonify, request
+
+from devserver.web import is_loopback, json_error, local_server
+
+RECORDS_PREFIX = "/_devserver"
+
+blueprint = Blueprint("records", __name__, url_prefix=RECORDS_PREFIX)
+
+
+def new_token_record(now: float) -> dict[str, Any]:
+    """The record of the token request being handled, before anything is checked."""
+    form = request.form
+    basic_id, basic_secret = extract_basic_authorization(request.headers)
+    via = [name for name, sent in (("basic", bool(basic_secret)), ("post", "client_secret" in form)) if sent]
+    return {
+        "time": now,
+        "grant_type": form.get("grant_type"),
+        "client_id": form.get("client_id") or basic_id,
+        "form_fields": sorted(form.keys()),
+        "content_type": request.mimetype,
+        "scope": form.get("scope"),
+        "requested_token_use": form.get("requested_token_use"),
+        "client_assertion_type": form.get("client_assertion_type"),
+        "client_secret_sent": bool(via),
+        "client_secret_via": "+".join(via) or None,
+        "client_auth": None,
+        "assertion_header": None,
+        "assertion_claims": None,
+        "assertion_scope": None,
+        "assertion_verified": False,
+        "client_assertion_header": None,
+        "client_assertion_claims": None,
+        "client_assertion_verified": False,
+        "issued_sub": None,
+        "issued_scope": None,
+        "success": False,
+        "status": None,
+        "error": None,
+        "error_description": None,
+    }
+
+
+def begin_token_request(now: float) -> dict[str, Any]:
+    """:func:`new_token_record`, made the one :func:`note_token_request` fills in."""
+    g.token_record = record = new_token_record(now)
+    return record
+
+
+def note_token_request(**fields: Any) -> None:
+    """Add fields to the record of the token request being handled (if any)."""
+    record = g.get("token_record")
+    if record is not None:
+        record.update(fields)
+
+
+def _is_loopback_client(address: str | None) -> bool:
+    if not address:
+        return False
+    try:
+        mapped = ipaddress.ip_address(address)
+    except ValueError:
+        return is_loopback(address)
+    if isinstance(mapped, ipaddress.IPv6Address) and mapped.ipv4_mapped is not None:
+        mapped = mapped.ipv4_mapped  # ::ffff:127.0.0.1 from a dual-stack socket
+    return mapped.is_loopback
+
+
+@blueprint.before_request
+def _loopback_only() -> tuple[Response, int] | None:
+    if _is_loopback_client(request.remote_addr):
+        return None
+    return json_error("forbidden", f"{RECORDS_PREFIX}/ answers loopback clients only", 403)
+
+
+@blueprint.get("/token-requests")
+def token_requests() -> Response:
+    return jsonify(list(local_server().token_requests))
+
+
+@blueprint.get("/api-requests")
+def api_requests() -> Response:
+    return jsonify(list(local_server().api_requests))
+
+
+@blueprint.post("/reset")
+def reset() -> Response:
+    local_server().reset()
+    return jsonify(reset=True)

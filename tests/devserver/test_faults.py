@@ -1,0 +1,29 @@
+"""devserver.faults: injected 429/503 answers and the proxy HTML 502 page."""
+
+from __future__ import annotations
+
+from devserver.server import LocalAuthorizationServer
+from tests.devserver.helpers import SigningKey, api, assertion, grant, token_for
+
+
+def test_html_error_next(server: LocalAuthorizationServer, keys: dict[str, SigningKey]) -> None:
+    server.html_error_next = True
+    proxy = grant(server, assertion(server, keys["rsa"], iss="client-rsa"))
+    assert proxy.status_code == 502
+    assert proxy.headers["Content-Type"].startswith("text/html")
+    assert "<html>" in proxy.text
+    assert "Date" in proxy.headers
+    assert grant(server, assertion(server, keys["rsa"], iss="client-rsa")).status_code == 200
+    assert [r["status"] for r in server.token_requests] == [502, 200]
+
+
+def test_fail_next(server: LocalAuthorizationServer, keys: dict[str, SigningKey]) -> None:
+    access_token = token_for(server, keys)
+    server.fail_next("items", 429, retry_after=2)
+    limited = api(server, "/items", access_token)
+    assert limited.status_code == 429
+    assert limited.headers["Retry-After"] == "2"
+    assert api(server, "/whoami", access_token).status_code == 200  # other paths unaffected
+    assert api(server, "/items", access_token).status_code == 200
+    server.fail_next("/api/", 503, count=2)
+    assert [api(server, "/whoami", access_token).status_code for _ in range(3)] == [503, 503, 200]
