@@ -4,9 +4,10 @@ The stack starts once per test module and is always stopped, failures included. 
 directory (component logs, task logs, the PostgreSQL cluster) is removed afterwards unless a test
 of the module failed or ``CLUSTER_KEEP=1``; its path is printed either way.
 
-``CLUSTER_AUTHSERVER`` chooses how the compose ``authserver`` service runs: ``in-process`` (the
-default: the devserver in the pytest process, records read directly) or ``process`` (``python -m
-devserver`` as the compose command, records read from its ``/_devserver/...`` endpoints).
+``CLUSTER_AUTHSERVER`` chooses how the compose ``authserver`` service runs: ``process`` (the
+default: ``python -m devserver`` as the compose command, records read from its ``/_devserver/...``
+endpoints) or ``in-process`` (the devserver in the pytest process: records read directly, and the
+issued access tokens known, so the log scan looks for them too).
 
 A test module sets ``CONNECTION_EXTRA`` (a dict) to add keys to the extra of the compose file's
 ``jwt_bearer_default`` connection.
@@ -26,7 +27,7 @@ import pytest
 from tests.cluster.harness import Cluster
 
 DAGS = Path(__file__).resolve().parent / "dags"
-AUTHSERVER_MODE = os.environ.get("CLUSTER_AUTHSERVER", "in-process")
+AUTHSERVER_MODE = os.environ.get("CLUSTER_AUTHSERVER", "process")
 #: Lines for the "cluster" section at the end of pytest's report (timings, token counts).
 SUMMARY: list[str] = []
 

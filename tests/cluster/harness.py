@@ -197,7 +197,7 @@ class AuthServer(Protocol):
 
     def api_requests(self) -> list[dict[str, Any]]: ...
 
-    def issued_access_tokens(self) -> list[str]: ...
+    def issued_access_tokens(self) -> list[str] | None: ...
 
     def stop(self) -> None: ...
 
@@ -246,7 +246,7 @@ class ProcessAuthServer:
     """``python -m devserver`` exactly as the compose ``authserver`` service runs it.
 
     Its records come from ``GET /_devserver/token-requests`` and ``GET /_devserver/api-requests``
-    (a JSON list, or an object holding one under the same name).
+    (JSON lists), which the devserver answers to loopback clients.
     """
 
     def __init__(self, component: Component, url: str) -> None:
@@ -255,11 +255,9 @@ class ProcessAuthServer:
 
     def _records(self, name: str) -> list[dict[str, Any]]:
         response = requests.get(f"{self.url}/_devserver/{name}", timeout=10)
-        if response.status_code == 404:
-            raise ClusterError(f"the devserver has no /_devserver/{name}: use CLUSTER_AUTHSERVER=in-process")
         response.raise_for_status()
-        body = response.json()
-        return body if isinstance(body, list) else body[name.replace("-", "_")]
+        records: list[dict[str, Any]] = response.json()
+        return records
 
     def token_requests(self) -> list[dict[str, Any]]:
         return self._records("token-requests")
@@ -267,8 +265,9 @@ class ProcessAuthServer:
     def api_requests(self) -> list[dict[str, Any]]:
         return self._records("api-requests")
 
-    def issued_access_tokens(self) -> list[str]:
-        raise ClusterError("a devserver process does not tell its tokens: use CLUSTER_AUTHSERVER=in-process")
+    def issued_access_tokens(self) -> list[str] | None:
+        """None: a devserver process never tells its tokens (CLUSTER_AUTHSERVER=in-process does)."""
+        return None
 
     def stop(self) -> None:  # the component is stopped with the others
         pass
@@ -292,7 +291,7 @@ class Cluster:
     extra_dags: list[Path] = field(default_factory=list)
     connection_extra: Mapping[str, Any] = field(default_factory=dict)
     workers: int = 2
-    authserver_mode: str = "in-process"
+    authserver_mode: str = "process"
     startup_timeout: float = 240.0
 
     def __post_init__(self) -> None:
