@@ -172,3 +172,12 @@ def test_issuer_may_replace_the_client_id() -> None:
     settings = parse({**BASE_EXTRA, "issuer": "svc@example.com"}, login=None)
     assert settings.issuer == "svc@example.com"
     assert settings.client_id is None
+
+
+def test_proxy_credentials_are_not_in_any_repr() -> None:
+    url = "http://proxy-user:pr0xy-pa55@proxy.example.com:3128"
+    settings = parse({**BASE_EXTRA, "proxies": {"https": url}})
+    assert settings.proxies == {"https": url}
+    for text in (repr(settings), repr(settings.http), str(settings)):
+        assert "pr0xy-pa55" not in text
+        assert "proxy-user" not in text

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-import pytest
+import json
+from datetime import timedelta
 
+import pytest
+import requests
+
+from airflow_jwt_provider.access_token import AccessToken
+from airflow_jwt_provider.exceptions import TokenEndpointError
 from airflow_jwt_provider.token_client import ClientAuthentication, TokenClient
+from airflow_jwt_provider.wire import build_response
 
 
 def test_plain_http_to_a_remote_host_is_warned(caplog: pytest.LogCaptureFixture) -> None:
@@ -22,3 +29,82 @@ def test_basic_credentials_are_form_encoded_first() -> None:
     assert form == {}
     assert auth is not None
     assert (auth.username, auth.password) == ("id%3Awith%20colon", "sec%2Fret")
+
+
+def answer(status: int, body: object, content_type: str = "application/json") -> requests.Response:
+    content = body if isinstance(body, bytes) else json.dumps(body, allow_nan=True).encode()
+    return build_response(
+        status=status,
+        reason="X",
+        headers={"Content-Type": content_type},
+        url="https://login.example.com/oauth2/token",
+        method="POST",
+        body=content,
+        encoding="utf-8",
+    )
+
+
+CLIENT = TokenClient("https://login.example.com/oauth2/token", ClientAuthentication())
+
+
+def parse(response: requests.Response) -> AccessToken:
+    return CLIENT._parse(response, sent={})
+
+
+@pytest.mark.parametrize("token_type", ["mac", "DPoP", "N_A", 42])
+def test_a_token_type_other_than_bearer_is_refused_by_name(token_type: object) -> None:
+    with pytest.raises(TokenEndpointError, match=f"issued a token of type '{token_type}'") as info:
+        parse(answer(200, {"access_token": "t" * 20, "token_type": token_type, "expires_in": 60}))
+    assert "RFC 6749 §7.1" in str(info.value)
+    assert info.value.error == "unsupported_token_type"
+
+
+@pytest.mark.parametrize("token_type", ["bearer", "Bearer", "BEARER", None])
+def test_bearer_in_any_case_or_omitted_is_accepted(token_type: str | None) -> None:
+    body = {"access_token": "t" * 20, "expires_in": 60, **({"token_type": token_type} if token_type else {})}
+    token = parse(answer(200, body))
+    assert token.token_type == "Bearer"
+    assert token.authorization_header == "Bearer " + "t" * 20
+
+
+@pytest.mark.parametrize("expires_in", [1e400, "Infinity", "NaN", -5, 0, 10**12, "soon", [60], True])
+def test_an_expires_in_out_of_range_is_set_aside_for_the_default_lifetime(
+    expires_in: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = TokenClient(
+        "https://login.example.com/oauth2/token", ClientAuthentication(), default_token_lifetime=timedelta(seconds=42)
+    )
+    token = client._parse(answer(200, {"access_token": "t" * 20, "token_type": "bearer", "expires_in": expires_in}), {})
+    assert token.expires_at is None
+    assert token.lifetime == timedelta(seconds=42)
+    assert token.valid
+    assert "ignoring expires_in" in caplog.text
+
+
+def test_a_plausible_expires_in_is_kept_and_a_scope_list_joined() -> None:
+    token = parse(
+        answer(200, {"access_token": "t" * 20, "token_type": "bearer", "expires_in": "3599", "scope": ["a", "b"]})
+    )
+    assert round(token.lifetime.total_seconds()) == 3599
+    assert token.scope == "a b"
+
+
+@pytest.mark.parametrize("status", [401, 404])
+def test_a_plain_text_refusal_points_at_auth_url_first(status: int) -> None:
+    with pytest.raises(TokenEndpointError) as info:
+        parse(answer(status, b"Not Found", "text/plain"))
+    message = str(info.value)
+    assert f"answered HTTP {status} with text/plain, not a JSON token response: auth_url is probably wrong" in message
+    assert message.index("auth_url is probably wrong") < message.index("proxy or load balancer")
+
+
+def test_a_server_echo_of_the_secret_and_the_assertion_is_blanked() -> None:
+    assertion = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJib2IifQ.c2lnbmF0dXJl"
+    body = {"error": "invalid_client", "error_description": f"bad secret s3cr3t-value and {assertion}\nforged: line"}
+    with pytest.raises(TokenEndpointError) as info:
+        CLIENT._parse(answer(401, body), sent={"client_secret": "s3cr3t-value", "assertion": assertion})
+    text = f"{info.value} {info.value.error_description}"
+    assert "s3cr3t-value" not in text
+    assert assertion not in text
+    assert "\n" not in text
+    assert "bad secret *** and ***" in text

@@ -85,3 +85,21 @@ def test_deferrable_operator_defers_with_the_request_only() -> None:
         "poll": None,
     }
     assert deferred.value.method_name == "execute_complete"
+
+
+def test_sync_operator_with_list_and_object_claims(auth_server: Any, keystores: Any, set_connection: Any) -> None:
+    from tests.conftest import CLIENT_ID, connection_extra, register
+
+    store = keystores["default"]
+    register(auth_server, store)
+    set_connection("jwt_claims", login=CLIENT_ID, host=auth_server.api_url, extra=connection_extra(store, auth_server))
+    op = JwtBearerHttpOperator(
+        task_id="t",
+        jwt_bearer_conn_id="jwt_claims",
+        endpoint="whoami",
+        claims={"roles": ["a", "b"], "ctx": {"tenant": "t1"}},
+        deferrable=False,
+    )
+    assert op.execute({})["sub"] == "alice"  # type: ignore[arg-type]
+    claims = [r["assertion_claims"] for r in auth_server.token_requests if r["success"]][-1]
+    assert (claims["roles"], claims["ctx"]) == (["a", "b"], {"tenant": "t1"})
