@@ -9,12 +9,14 @@ hook) only sleep and send again.
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections.abc import Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from airflow_jwt_provider.exceptions import JwtBearerConfigError
 
@@ -28,6 +30,21 @@ class RetryLog(Protocol):
     """Where retries are reported: a ``logging.Logger`` (token client) or a hook's or trigger's ``self.log``."""
 
     def warning(self, msg: str, /, *args: Any) -> object: ...
+
+
+class Answer(Protocol):
+    """What the retry loop reads of an answer (a ``requests.Response`` on every path)."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    def close(self) -> None: ...
+
+
+AnswerT = TypeVar("AnswerT", bound=Answer)
 
 
 @dataclass(frozen=True)
@@ -114,6 +131,60 @@ class RetryPolicy:
 
     def backoff_delay(self, attempt: int) -> float:
         return float(min(self.backoff * 2 ** (attempt - 1), self.max_wait))
+
+    def call(
+        self,
+        send: Callable[[], AnswerT],
+        *,
+        what: str,
+        method: str,
+        log: RetryLog,
+        transient: tuple[type[BaseException], ...],
+    ) -> AnswerT:
+        """``send()`` until its answer is final per this policy; the last answer whatever its status.
+
+        An exception of a ``transient`` type (a refused connection, a timeout) is retried like a
+        retryable answer, or raised when the policy says stop. A retried answer is closed.
+        """
+        attempts = self.start(what, method, log)
+        while True:
+            try:
+                answer = send()
+            except transient as exc:
+                wait = attempts.after_error(exc)
+                if wait is None:
+                    raise
+            else:
+                wait = attempts.after_answer(answer.status_code, answer.headers.get("Retry-After"))
+                if wait is None:
+                    return answer
+                answer.close()
+            time.sleep(wait)
+
+    async def acall(
+        self,
+        send: Callable[[], Awaitable[AnswerT]],
+        *,
+        what: str,
+        method: str,
+        log: RetryLog,
+        transient: tuple[type[BaseException], ...],
+    ) -> AnswerT:
+        """:meth:`call` for a coroutine ``send``: the waits are ``asyncio.sleep``, the event loop keeps running."""
+        attempts = self.start(what, method, log)
+        while True:
+            try:
+                answer = await send()
+            except transient as exc:
+                wait = attempts.after_error(exc)
+                if wait is None:
+                    raise
+            else:
+                wait = attempts.after_answer(answer.status_code, answer.headers.get("Retry-After"))
+                if wait is None:
+                    return answer
+                answer.close()
+            await asyncio.sleep(wait)
 
     def start(self, what: str, method: str, log: RetryLog) -> RetryState:
         """The state of one request's attempts; the sender's loop asks it after each attempt."""

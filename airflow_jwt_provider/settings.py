@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -21,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 from airflow_jwt_provider.exceptions import JwtBearerConfigError
 from airflow_jwt_provider.presets import Preset, get_preset
 from airflow_jwt_provider.redaction import mask_stable_secret
+from airflow_jwt_provider.seconds import finite_seconds
 from airflow_jwt_provider.token_parameters import canonical_claims
 from airflow_jwt_provider.trusted_hosts import HostPattern, TrustedHosts, parse_trusted_hosts
 
@@ -375,14 +375,9 @@ class _SettingsParser:
         value = self.extra.get(key)
         if value is None:
             return default
-        number: float | None = None
-        if isinstance(value, (int, float, str)) and not isinstance(value, bool):
-            try:
-                number = float(value)
-            except (ValueError, OverflowError):
-                number = None
+        number = finite_seconds(value)
         kind = "a whole number of seconds" if whole else "a number of seconds"
-        if number is None or not math.isfinite(number) or (whole and number != int(number)):
+        if number is None or (whole and number != int(number)):
             raise self.error(key, f"must be {kind}, got {value!r}")
         if not 0 < number <= maximum:
             raise self.error(key, f"must be above 0 and at most {maximum:g} seconds, got {value!r}")

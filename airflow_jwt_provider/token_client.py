@@ -8,8 +8,6 @@ to retry is :mod:`airflow_jwt_provider.retry`'s decision, as for API calls.
 from __future__ import annotations
 
 import logging
-import math
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -23,6 +21,7 @@ from airflow_jwt_provider.access_token import ASSUMED_LIFETIME, AccessToken
 from airflow_jwt_provider.exceptions import TokenEndpointError
 from airflow_jwt_provider.redaction import redact_text
 from airflow_jwt_provider.retry import TOKEN_REQUEST_RETRY, RetryPolicy, parse_http_date
+from airflow_jwt_provider.seconds import finite_seconds
 from airflow_jwt_provider.settings import HttpSettings
 from airflow_jwt_provider.trusted_hosts import Origin
 
@@ -114,27 +113,24 @@ class TokenClient:
         params: Mapping[str, str] | None = None,
     ) -> AccessToken:
         """Request a token; raise :class:`TokenEndpointError` with what went wrong and what to do."""
-        attempts = self.retry.start(f"Token endpoint {self.token_url}", "POST", log)
-        while True:
+        sent: dict[str, str] = {}
+
+        def attempt() -> requests.Response:
             form: dict[str, str] = {"grant_type": grant_type}
             if assertion is not None:
-                form["assertion"] = assertion()
+                form["assertion"] = assertion()  # a new one for every attempt: never the same jti twice
             if scope:
                 form["scope"] = scope
             form.update(params or {})
             http_auth = self.client_auth.apply(form)
-            try:
-                response = self._post(form, http_auth)
-            except _TransientError as exc:
-                wait = attempts.after_error(exc)
-                if wait is None:
-                    raise
-            else:
-                wait = attempts.after_answer(response.status_code, response.headers.get("Retry-After"))
-                if wait is None:
-                    return self._parse(response, sent=form)
-                response.close()
-            time.sleep(wait)
+            sent.clear()
+            sent.update(form)
+            return self._post(form, http_auth)
+
+        response = self.retry.call(
+            attempt, what=f"Token endpoint {self.token_url}", method="POST", log=log, transient=(_TransientError,)
+        )
+        return self._parse(response, sent=sent)
 
     def _post(self, form: dict[str, str], http_auth: HTTPBasicAuth | None) -> requests.Response:
         self.requests_made += 1
@@ -228,13 +224,8 @@ class TokenClient:
         """``expires_in`` as a lifetime: a finite number of seconds in (0, a year]; else set aside."""
         if value is None:
             return None
-        seconds: float | None = None
-        if isinstance(value, (int, float, str)) and not isinstance(value, bool):
-            try:
-                seconds = float(value)
-            except (ValueError, OverflowError):
-                seconds = None
-        if seconds is None or not math.isfinite(seconds) or not 0 < seconds <= MAX_EXPIRES_IN:
+        seconds = finite_seconds(value)
+        if seconds is None or not 0 < seconds <= MAX_EXPIRES_IN:
             log.warning(
                 "Token endpoint %s: ignoring expires_in %s (not a number of seconds between 0 and %d); "
                 "the token is used for default_token_lifetime (%d s) instead",

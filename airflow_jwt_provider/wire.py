@@ -79,6 +79,7 @@ def build_response(
     response.headers = CaseInsensitiveDict(headers)
     response.url = url
     response._content = body
+    response._content_consumed = True  # read in full: close() has no connection to release
     response.encoding = encoding
     request_headers = {"Authorization": authorization} if authorization else None
     response.request = requests.Request(method or "GET", url or "http://unknown/", headers=request_headers).prepare()

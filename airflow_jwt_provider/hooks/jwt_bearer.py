@@ -7,7 +7,6 @@ parses them again and again.
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from functools import cached_property
@@ -256,29 +255,26 @@ class JwtBearerHook(BaseHook):
         """
         session = self._session(request.token)
         url = self.url_for(request.endpoint, session.base_url)
-        attempts = RetryPolicy.coerce(retry).start(request.describe(), request.method, self.log)
-        while True:
+
+        def attempt() -> requests.Response:
             self.log.debug("%s %s", request.method, url)
-            try:
-                response = session.request(
-                    request.method,
-                    url,
-                    params=request.query,
-                    json=request.json,
-                    data=request.data,
-                    headers=request.headers,
-                    **request_kwargs,
-                )
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                wait = attempts.after_error(exc)
-                if wait is None:
-                    raise
-            else:
-                wait = attempts.after_answer(response.status_code, response.headers.get("Retry-After"))
-                if wait is None:
-                    return response
-                response.close()
-            time.sleep(wait)
+            return session.request(
+                request.method,
+                url,
+                params=request.query,
+                json=request.json,
+                data=request.data,
+                headers=request.headers,
+                **request_kwargs,
+            )
+
+        return RetryPolicy.coerce(retry).call(
+            attempt,
+            what=request.describe(),
+            method=request.method,
+            log=self.log,
+            transient=(requests.ConnectionError, requests.Timeout),
+        )
 
     def run_with_advanced_retry(self, _retry_args: dict[str, Any], *args: Any, **kwargs: Any) -> requests.Response:
         """``HttpOperator(retry_args=...)``: :meth:`run` under a ``tenacity.Retrying(**_retry_args)``."""

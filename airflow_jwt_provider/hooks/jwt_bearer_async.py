@@ -157,19 +157,13 @@ class JwtBearerAsyncHook(BaseHook):
         base_url = await asyncio.to_thread(credentials.api_base_url, request.token)  # may need a token
         url = resolve_url(base_url, request.endpoint, conn_id=self.jwt_bearer_conn_id)
         credentials.settings.trusted(base_url).check(url)  # before any token is fetched or sent
-        attempts = RetryPolicy.coerce(retry).start(request.describe(), request.method, self.log)
-        while True:
-            try:
-                response = await self._send_authenticated(credentials, request, url)
-            except _TRANSIENT_ERRORS as exc:
-                wait = attempts.after_error(exc)
-                if wait is None:
-                    raise
-            else:
-                wait = attempts.after_answer(response.status_code, response.headers.get("Retry-After"))
-                if wait is None:
-                    return response
-            await asyncio.sleep(wait)
+        return await RetryPolicy.coerce(retry).acall(
+            lambda: self._send_authenticated(credentials, request, url),
+            what=request.describe(),
+            method=request.method,
+            log=self.log,
+            transient=_TRANSIENT_ERRORS,
+        )
 
     async def _send_authenticated(
         self, credentials: JwtBearerCredentials, request: ApiRequest, url: str

@@ -2,6 +2,10 @@
 
 Everything it does goes through :class:`~airflow_jwt_provider.hooks.jwt_bearer_async.JwtBearerAsyncHook`'s
 public API, so the token cache, the 401 rule and the retry policy are those of every other path.
+
+The triggerer imports a trigger's module on its event loop, where every millisecond blocks every
+other trigger of the deployment: this module is light, and the async hook (aiohttp, the signing
+stack) is imported in a worker thread when the trigger first runs.
 The serialized trigger (stored in the metadata database, shown in the UI) holds the
 connection id and the request description: no token, assertion, password or key.
 """
@@ -9,19 +13,23 @@ connection id and the request description: no token, assertion, password or key.
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_jwt_provider.api_request import ApiRequest
-from airflow_jwt_provider.hooks.jwt_bearer_async import JwtBearerAsyncHook
 from airflow_jwt_provider.polling import DONE, WAIT, PollSpec, import_callable
 from airflow_jwt_provider.retry import RetryPolicy
 from airflow_jwt_provider.wire import error_event, response_to_wire, success_event
 
+if TYPE_CHECKING:
+    from airflow_jwt_provider.hooks.jwt_bearer_async import JwtBearerAsyncHook
+
 CLASSPATH = "airflow_jwt_provider.triggers.http.JwtBearerHttpTrigger"
+_ASYNC_HOOK_MODULE = "airflow_jwt_provider.hooks.jwt_bearer_async"
 
 
 class JwtBearerHttpTrigger(BaseTrigger):
@@ -70,7 +78,8 @@ class JwtBearerHttpTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         try:
-            async with JwtBearerAsyncHook(self.jwt_bearer_conn_id) as hook:
+            hook_module = await asyncio.to_thread(importlib.import_module, _ASYNC_HOOK_MODULE)  # off the loop
+            async with hook_module.JwtBearerAsyncHook(self.jwt_bearer_conn_id) as hook:
                 if self.poll is None:
                     response = await hook.asend(self.request, retry=self.retry)
                 else:
