@@ -172,6 +172,8 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_jwt_provider.triggers.http"],
             }
         ],
+        # `airflow jwt-bearer inspect|export|check|mint|token`; the definitions import nothing heavy.
+        "cli": ["airflow_jwt_provider.cli.definition.get_cli_commands"],
         "connection-types": [
             {
                 "connection-type": "jwt_bearer",

@@ -165,14 +165,14 @@ def pkcs11_extra(
     return {k: v for k, v in values.items() if v is not None}
 
 
-def kms_extra(key_id: str, aws_conn_id: str, server: LocalAuthorizationServer, **extra: Any) -> dict[str, Any]:
-    """The extras of a connection that signs with KMS key ``key_id`` (through ``aws_conn_id``) against ``server``."""
+def kms_extra(kms_key: str, aws_conn_id: str, server: LocalAuthorizationServer, **extra: Any) -> dict[str, Any]:
+    """The extras of a connection that signs with KMS key ``kms_key`` (through ``aws_conn_id``) against ``server``."""
     values: dict[str, Any] = {
         "auth_url": server.token_url,
         "subject": "alice",
         "signer": "aws_kms",
         "aws_conn_id": aws_conn_id,
-        "key_alias": key_id,
+        "key_alias": kms_key,
     }
     values.update(extra)
     return {k: v for k, v in values.items() if v is not None}
