@@ -278,6 +278,7 @@ def _secret_from_env(variable: str | None, option: str) -> str | None:
     value = os.environ.get(variable)
     if not value:
         _fail(f"{option} {variable}: the environment variable {variable} is not set or empty")
+    _mask(value)
     return value
 
 
@@ -286,9 +287,18 @@ def _prompt(what: str) -> str | None:
     if not sys.stdin.isatty():
         return None
     try:
-        return getpass.getpass(f"{what}: ") or None
+        value = getpass.getpass(f"{what}: ") or None
     except (EOFError, KeyboardInterrupt):
         return None
+    _mask(value)
+    return value
+
+
+def _mask(secret: str | None) -> None:
+    """Keep a password the command was given out of any log line (Airflow's masker, once per value)."""
+    from airflow_jwt_provider.redaction import mask_stable_secret
+
+    mask_stable_secret(secret)
 
 
 def _expiry_note(certificate: object, alias: str | None) -> str | None:
