@@ -110,7 +110,7 @@ def test_when_every_key_is_near_expiry_the_first_valid_one_signs_with_a_warning(
     assert "in 9 day(s)" in warning or "in 10 day(s)" in warning
     assert "No other key in key_alias is valid beyond the warning window" in warning
     # The Test button says which key signed, what was passed over, and the warning.
-    assert "signed with key 'old' (no kid, RSA-2048, RS256" in message
+    assert " with key 'old' (no kid, RSA-2048, RS256" in message
     assert "Passed over 'gone': certificate expired on" in message
     assert "'soon': certificate valid until" in message
     assert f"Warning: {warning}" in message

@@ -133,7 +133,7 @@ def export_public_key(args: argparse.Namespace) -> None:
                 keys.append(candidate.key)
         elif args.alias:
             folded = [name.lower() for name in settings.key_aliases]
-            index = folded.index(args.alias.lower()) if args.alias.lower() in folded else 0
+            index = folded.index(args.alias.lower()) if args.alias.lower() in folded else None
             keys.append(build_key(settings, args.alias, index))
         else:
             keys.append(choose_key(settings).key)

@@ -292,9 +292,7 @@ class JwtBearerHook(BaseHook):
         scope = f", scope {token.scope!r}" if token.scope else ""
         choice = credentials.choice
         key = choice.key.describe() if choice else f"key {credentials.describe_key()}"
-        message = (
-            f"Token obtained from {credentials.token_url}, signed with {key}: {token.token_type}, {lifetime}{scope}."
-        )
+        message = f"Token obtained from {credentials.token_url} with {key}: {token.token_type}, {lifetime}{scope}."
         if choice and choice.passed_over:
             message += " Passed over " + "; ".join(c.describe() for c in choice.passed_over) + "."
         if choice and choice.warning:

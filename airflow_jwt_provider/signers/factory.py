@@ -200,8 +200,8 @@ def every_key(settings: JwtBearerSettings, *, now: datetime | None = None) -> li
     return candidates
 
 
-def build_key(settings: JwtBearerSettings, name: str | None, index: int = 0) -> BuiltKey:
-    """The key ``name`` (entry ``index`` of key_alias) of the connection's signer.
+def build_key(settings: JwtBearerSettings, name: str | None, index: int | None = 0) -> BuiltKey:
+    """The key ``name`` (entry ``index`` of key_alias; ``None``: a key the connection does not list).
 
     Errors are the signer's own (a :class:`KeystoreError` or :class:`JwtBearerConfigError`
     naming the connection setting at fault), prefixed with the connection.
@@ -307,9 +307,12 @@ def _digest(settings: JwtBearerSettings, name: str | None, **parts: Any) -> str:
     return hmac.new(_DIGEST_KEY, canonical.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def _kid(settings: JwtBearerSettings, index: int, key: BuiltKey) -> BuiltKey:
+def _kid(settings: JwtBearerSettings, index: int | None, key: BuiltKey) -> BuiltKey:
     """``key`` with the kid its assertions carry (the connection's for this key, else the key's own)."""
-    kid = settings.key_ids[index] if settings.key_ids else settings.key_id or key.signer.key_id
+    if settings.key_ids:  # one kid per listed key; a key the connection does not list has none of them
+        kid = settings.key_ids[index] if index is not None else key.signer.key_id
+    else:
+        kid = settings.key_id or key.signer.key_id
     return BuiltKey(key.signer, key.name, kid, key.issuer, key.token_uri)
 
 
