@@ -8,9 +8,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 #: A token endpoint may omit ``expires_in`` (Salesforce does). Such a token is treated as
-#: short-lived: it is reused for this long, and a 401 before then triggers one refresh.
+#: short-lived: it is reused for this long (the ``default_token_lifetime`` setting), and a
+#: 401 before then triggers one refresh.
 ASSUMED_LIFETIME = timedelta(minutes=5)
-#: Refresh ahead of expiry when less than max(30 s, 10 % of the lifetime) remains.
+#: Refresh ahead of expiry when less than max(30 s, 10 % of the lifetime) remains, but never
+#: earlier than half-way: a 20 s token is still reused for 10 s.
 MIN_REFRESH_MARGIN = timedelta(seconds=30)
 REFRESH_MARGIN_RATIO = 0.10
 
@@ -27,7 +29,8 @@ class AccessToken:
     a DAG, or put in an f-string, reveals only its type and expiry.
 
     :param expires_at: when the server says it expires; ``None`` if it did not say
-        (then :data:`ASSUMED_LIFETIME` applies to refreshing).
+        (then ``assumed_lifetime`` applies).
+    :param assumed_lifetime: how long a token without ``expires_at`` is used.
     :param extra: other fields of the answer (e.g. Salesforce's ``instance_url``).
     """
 
@@ -37,6 +40,7 @@ class AccessToken:
     scope: str | None = None
     issued_at: datetime = field(default_factory=_utcnow)
     extra: Mapping[str, Any] = field(default_factory=dict)
+    assumed_lifetime: timedelta = ASSUMED_LIFETIME
 
     def __repr__(self) -> str:
         expiry = self.expires_at.isoformat() if self.expires_at else "unknown"
@@ -48,13 +52,13 @@ class AccessToken:
     def lifetime(self) -> timedelta:
         """How long the token lives from issue (assumed when the server did not say)."""
         if self.expires_at is None:
-            return ASSUMED_LIFETIME
+            return self.assumed_lifetime
         return self.expires_at - self.issued_at
 
     @property
     def refresh_at(self) -> datetime:
-        """When to fetch a new one: before expiry by max(30 s, 10 % of the lifetime)."""
-        margin = max(MIN_REFRESH_MARGIN, self.lifetime * REFRESH_MARGIN_RATIO)
+        """When to fetch a new one: before expiry by max(30 s, 10 % of the lifetime), at most half of it."""
+        margin = min(max(MIN_REFRESH_MARGIN, self.lifetime * REFRESH_MARGIN_RATIO), self.lifetime / 2)
         return self.issued_at + self.lifetime - margin
 
     @property

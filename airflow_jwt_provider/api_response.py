@@ -1,4 +1,9 @@
-"""Judging an API answer the same way in every mode: status checks, the body, excerpts for logs."""
+"""Judging an API answer the same way in every mode: status checks, the body, excerpts for logs.
+
+An answer is data from the server, and a server may repeat what it was sent: every text built
+here from a body (an error message, a logged excerpt) goes through
+:func:`~airflow_jwt_provider.redaction.redact_text` with the credential the request carried.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,11 @@ from typing import Any
 import requests
 
 from airflow_jwt_provider.exceptions import ApiResponseError
+from airflow_jwt_provider.redaction import REPLACEMENT, redact_text
 
 _BODY_EXCERPT = 300
 _BODY_LOG_EXCERPT = 1000
+_REDACTION_WINDOW = 65536
 
 
 def _request_line(response: requests.Response) -> str:
@@ -19,11 +26,29 @@ def _request_line(response: requests.Response) -> str:
     return f"{request.method if request is not None else ''} {url}".strip()
 
 
+def sent_credential(response: requests.Response) -> str | None:
+    """The credential the request carried in its ``Authorization`` header, if any."""
+    request = response.request
+    header = request.headers.get("Authorization") if request is not None else None
+    if isinstance(header, bytes):
+        header = header.decode("latin-1")
+    return (header.partition(" ")[2].strip() or None) if header else None
+
+
+def safe_text(response: requests.Response, limit: int) -> str:
+    """The start of the body, at most ``limit`` characters, without credentials or control characters."""
+    # Redacted before it is cut (a cut through a secret would leave part of it), within a window
+    # far longer than any credential.
+    text = redact_text((response.text or "")[:_REDACTION_WINDOW], (sent_credential(response),))
+    text = "".join(ch if ch.isprintable() or ch in "\n\t" else "?" for ch in text)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(response.text or '')} characters)"
+
+
 def raise_for_status(response: requests.Response) -> None:
     """Raise :class:`ApiResponseError` naming the request and the status for 4xx/5xx answers."""
     if response.status_code < 400:
         return
-    excerpt = (response.text or "")[:_BODY_EXCERPT].strip()
+    excerpt = safe_text(response, _BODY_EXCERPT).strip()
     hint = ""
     if response.status_code == 401:
         hint = " (a fresh token was refused too: check the client's permissions and subject)"
@@ -54,16 +79,35 @@ def check_status(response: requests.Response, accepted: Collection[int] | None) 
 
 
 def response_body(response: requests.Response) -> Any:
-    """The answer's JSON if it is JSON, else its text; ``None`` when empty (204)."""
+    """The answer's JSON if it is JSON, else its text; ``None`` when empty (204).
+
+    This is what goes to XCom: an API that repeats the credential it was sent (some echo
+    their request) must not put the token into the metadata database, so that exact value
+    is replaced by ``***`` wherever it appears in the answer.
+    """
     if not response.content:
         return None
+    sent = sent_credential(response)
     try:
-        return response.json()
+        body = response.json()
     except ValueError:
-        return response.text
+        return _without(response.text, sent)
+    return _without(body, sent)
+
+
+def _without(value: Any, secret: str | None) -> Any:
+    """``value`` (JSON data) with every occurrence of ``secret`` in its strings replaced."""
+    if not secret:
+        return value
+    if isinstance(value, str):
+        return value.replace(secret, REPLACEMENT) if secret in value else value
+    if isinstance(value, list):
+        return [_without(item, secret) for item in value]
+    if isinstance(value, dict):
+        return {_without(k, secret): _without(v, secret) for k, v in value.items()}
+    return value
 
 
 def body_excerpt(response: requests.Response) -> str:
-    """The start of the body, for ``log_response``."""
-    text = response.text or ""
-    return text if len(text) <= _BODY_LOG_EXCERPT else text[:_BODY_LOG_EXCERPT] + f"... ({len(text)} characters)"
+    """The start of the body, for ``log_response`` (credentials blanked)."""
+    return safe_text(response, _BODY_LOG_EXCERPT)

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from datetime import timedelta
 
 import requests
 
 from airflow_jwt_provider.access_token import AccessToken
 from airflow_jwt_provider.assertion import AssertionMinter
 from airflow_jwt_provider.exceptions import JwtBearerConfigError
-from airflow_jwt_provider.secrets import mask_secret_value
+from airflow_jwt_provider.redaction import install_log_redaction
 from airflow_jwt_provider.settings import (
     CLIENT_CREDENTIALS_GRANT,
     JWT_BEARER_GRANT,
@@ -96,7 +97,9 @@ class JwtBearerCredentials:
             ),
             settings.http,
             session=session,
+            default_token_lifetime=timedelta(seconds=settings.default_token_lifetime),
         )
+        install_log_redaction()  # once per process: per-call credentials never reach a log line
 
     @classmethod
     def from_settings(
@@ -152,7 +155,7 @@ class JwtBearerCredentials:
         self, params: TokenParameters = DEFAULT_TOKEN, audience: str | tuple[str, ...] | None = None
     ) -> str:
         """A new signed assertion; ``params`` and ``audience`` override the connection's settings."""
-        claims = {**self.settings.claims, **params.claims}
+        claims = {**self.settings.claims, **params.claims_copy()}
         scope = params.scope or self.settings.scope
         if self.settings.scope_in_assertion and scope:
             claims["scope"] = scope
@@ -178,7 +181,7 @@ class JwtBearerCredentials:
     # -- tokens -----------------------------------------------------------------------------
 
     def token_cache_key(self, params: TokenParameters = DEFAULT_TOKEN) -> str:
-        """Everything that changes the token: endpoint, client, iss, sub, aud, scope, claims, key."""
+        """Everything that changes the token: endpoint, client and its secret, iss, sub, aud, scope, claims, key."""
         return cache_key(
             token_url=self.token_url,
             client_id=self.client_id,
@@ -186,17 +189,19 @@ class JwtBearerCredentials:
             subject=params.subject if params.subject is not None else self.settings.subject,
             audience=self.audience(),
             scope=params.scope or self.settings.scope,
-            claims={**self.settings.claims, **params.claims},
+            claims={**self.settings.claims, **params.claims_copy()},
             key=self.key_fingerprint,
             grant=self.settings.grant_type,
             auth_params=dict(self.settings.auth_params),
-            handed_in=hashlib.sha256(params.assertion.encode()).hexdigest() if params.assertion else None,
+            handed_in=_digest(params.assertion),
+            # A connection with a wrong client secret must not be served the token a correct one
+            # fetched: the error would go unnoticed until the cache forgets it.
+            client_auth=self.settings.client_auth,
+            client_secret=_digest(self.settings.client_secret),
         )
 
     def get_token(self, params: TokenParameters = DEFAULT_TOKEN, *, force_refresh: bool = False) -> AccessToken:
         """A valid access token for ``params``, from the cache or the endpoint."""
-        if params.assertion is not None:
-            mask_secret_value(params.assertion)
         return self.cache.get(
             self.token_cache_key(params), lambda: self._request_token(params), force_refresh=force_refresh
         )
@@ -243,3 +248,8 @@ class JwtBearerCredentials:
             scope=None if self.settings.scope_in_assertion else scope,
             params=form,
         )
+
+
+def _digest(value: str | None) -> str | None:
+    """A SHA-256 of a secret, for a cache key (the secret itself never goes in one)."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest() if value else None

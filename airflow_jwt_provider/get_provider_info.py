@@ -125,6 +125,11 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         'JSON object added to the token request form, e.g. {"resource": "..."}.',
         {"type": ["object", "null"]},
     ),
+    "default_token_lifetime": _field(
+        "Default token lifetime (s)",
+        "How long a token is used when the endpoint gives no expires_in (Salesforce); default 300.",
+        {"type": ["integer", "null"]},
+    ),
     "timeout": _field("HTTP timeout (s)", "For token and API calls; default 30.", {"type": ["number", "null"]}),
     "verify": _field("TLS verification", "true (default), false, or the path of a CA bundle."),
     "proxies": _field("Proxies", 'Proxy URL, or JSON object like {"https": "http://proxy:3128"}.', _SECRET),

@@ -46,7 +46,7 @@ CREDENTIAL_FIELD_RE = re.compile(
 )
 #: Runs of characters an opaque token is made of (RFC 6750 b64token, plus ``!`` for Salesforce).
 _MIN_TOKEN_LENGTH = 16
-_CANDIDATE_RE = re.compile(r"[A-Za-z0-9\-._~+/!]{16,}")
+_CANDIDATE_RE = re.compile(r"[A-Za-z0-9\-._~+/!]{16,}=*")
 
 _MIN_LINE_LENGTH = 16
 _MIN_MASKABLE = 5
@@ -68,6 +68,7 @@ class LiveTokens:
     def add(self, value: str) -> None:
         if len(value) < _MIN_TOKEN_LENGTH:
             return  # too short to be told apart from ordinary words (and no real token is that short)
+        value = value.rstrip("=")  # looked up without base64 padding, however it is printed
         with self._lock:
             self._values[value] = None
             self._values.move_to_end(value)
@@ -76,10 +77,10 @@ class LiveTokens:
 
     def discard(self, value: str) -> None:
         with self._lock:
-            self._values.pop(value, None)
+            self._values.pop(value.rstrip("="), None)
 
     def __contains__(self, value: object) -> bool:
-        return value in self._values
+        return isinstance(value, str) and value.rstrip("=") in self._values
 
     def __len__(self) -> int:
         return len(self._values)
@@ -112,7 +113,7 @@ def redact_text(text: str, known: Iterable[str | None] = ()) -> str:
 
 def _blank_if_live(match: re.Match[str]) -> str:
     run = match.group(0)
-    return REPLACEMENT if run in LIVE_TOKENS or run.rstrip("=") in LIVE_TOKENS else run
+    return REPLACEMENT if run in LIVE_TOKENS else run
 
 
 # --------------------------------------------------------------------------- stable secrets
@@ -148,19 +149,32 @@ def mask_stable_secret(value: str | None) -> None:
 # --------------------------------------------------------------------------- logging
 
 
+_PLAIN = (int, float, bool, type(None))
+
+
 def _redact_value(value: Any) -> Any:
+    """A log value without credentials: strings redacted; other objects too, through their ``repr``.
+
+    Renderers show an object by its ``repr`` (a message model, a dict of headers...), so a
+    credential inside one is found there; the value is replaced by the redacted ``repr`` only
+    when redaction changed it, and left as it is otherwise.
+    """
     if isinstance(value, str):
         return redact_text(value)
-    return value
+    if isinstance(value, _PLAIN):
+        return value
+    try:
+        shown = repr(value)
+    except Exception:  # a broken __repr__ is the renderer's problem, not a reason to lose the line
+        return value
+    redacted = redact_text(shown)
+    return redacted if redacted != shown else value
 
 
 def redact_log_event(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """structlog processor: :func:`redact_text` over every string of the event (top level)."""
+    """structlog processor: every value of the event without credentials (see :func:`_redact_value`)."""
     for key, value in event_dict.items():
-        if isinstance(value, str):
-            event_dict[key] = redact_text(value)
-        elif isinstance(value, (list, tuple)):
-            event_dict[key] = type(value)(_redact_value(v) for v in value)
+        event_dict[key] = _redact_value(value)
     return event_dict
 
 

@@ -79,8 +79,8 @@ class JwtBearerSession(requests.Session):
         self.conn_id = auth.credentials.settings.conn_id
         self.default_timeout = http.timeout
         self.verify = http.verify
-        if http.proxies:
-            self.proxies.update(http.proxies)
+        self.connection_proxies = dict(http.proxies or {})
+        self.proxies.update(self.connection_proxies)
         if keep_alive is not None:
             adapter = _SocketOptionsAdapter(keep_alive.socket_options())
             self.mount("https://", adapter)
@@ -88,6 +88,11 @@ class JwtBearerSession(requests.Session):
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self.default_timeout)
+        # requests lets REQUESTS_CA_BUNDLE and HTTP(S)_PROXY override what is set on a Session;
+        # the connection's verify and proxies must win, so they go with each request.
+        kwargs.setdefault("verify", self.verify)
+        if self.connection_proxies:
+            kwargs.setdefault("proxies", dict(self.connection_proxies))
         if isinstance(method, bytes):  # requests decodes a bytes method as ASCII too
             method = method.decode("ascii")
         if isinstance(url, bytes):

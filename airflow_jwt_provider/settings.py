@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
 
 from airflow_jwt_provider.exceptions import JwtBearerConfigError
 from airflow_jwt_provider.presets import Preset, get_preset
-from airflow_jwt_provider.secrets import mask_secret_value
+from airflow_jwt_provider.redaction import mask_stable_secret
 from airflow_jwt_provider.token_parameters import canonical_claims
 from airflow_jwt_provider.trusted_hosts import HostPattern, TrustedHosts, parse_trusted_hosts
 
@@ -61,6 +63,11 @@ CLIENT_AUTH_METHODS = ("none", "client_secret_post", "client_secret_basic", "pri
 _FORM_PREFIX = "extra__jwt_bearer__"
 DEFAULT_LIFETIME = 60
 DEFAULT_TIMEOUT = 30.0
+#: How long a token is used when the endpoint does not say (``expires_in`` absent).
+DEFAULT_TOKEN_LIFETIME = 300
+#: Upper bounds: an assertion or token lifetime of a day, an HTTP timeout of an hour.
+MAX_LIFETIME = 86400
+MAX_TIMEOUT = 3600.0
 
 #: Every extra key the connection accepts. Anything else is a typo or a misunderstanding,
 #: and is refused rather than ignored (or, worse, sent as an HTTP header).
@@ -95,6 +102,7 @@ EXTRA_KEYS = (
     "verify",
     "proxies",
     "trusted_hosts",
+    "default_token_lifetime",
 )
 
 
@@ -133,7 +141,8 @@ class HttpSettings:
 
     timeout: float = DEFAULT_TIMEOUT
     verify: bool | str = True
-    proxies: Mapping[str, str] | None = None
+    #: Not in ``repr``: a proxy URL may carry ``user:password@``.
+    proxies: Mapping[str, str] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -180,8 +189,9 @@ class JwtBearerSettings:
     auth_params: Mapping[str, str] = field(default_factory=dict)
     preset: Preset | None = None
     timeout: float = DEFAULT_TIMEOUT
+    default_token_lifetime: int = DEFAULT_TOKEN_LIFETIME
     verify: bool | str = True
-    proxies: Mapping[str, str] | None = None
+    proxies: Mapping[str, str] | None = field(default=None, repr=False)
     trusted_hosts: tuple[HostPattern, ...] = ()
 
     def trusted(self, base_url: str | None) -> TrustedHosts:
@@ -257,7 +267,7 @@ class _SettingsParser:
         keystore_password = self._str("keystore_password")
         key_password = self._str("key_password")
         for secret in (client_secret, keystore_password, key_password, key_source.inline if key_source else None):
-            mask_secret_value(secret)
+            mask_stable_secret(secret)
 
         client_auth = self._choice("client_auth", CLIENT_AUTH_METHODS) or (
             "client_secret_post" if client_secret else "none"
@@ -284,7 +294,7 @@ class _SettingsParser:
             issuer=self._str("issuer"),
             subject=self._str("subject"),
             audience=self._audience(),
-            lifetime=self._int("lifetime", DEFAULT_LIFETIME, minimum=1, maximum=86400),
+            lifetime=int(self._seconds("lifetime", DEFAULT_LIFETIME, maximum=MAX_LIFETIME, whole=True)),
             claims=self._claims(),
             scope=self._scope(),
             algorithm=self._choice("algorithm", SIGNING_ALGORITHMS),
@@ -293,7 +303,10 @@ class _SettingsParser:
             client_auth=client_auth,
             auth_params=self._string_map("auth_params"),
             preset=preset,
-            timeout=self._float("timeout", DEFAULT_TIMEOUT),
+            timeout=self._seconds("timeout", DEFAULT_TIMEOUT, maximum=MAX_TIMEOUT),
+            default_token_lifetime=int(
+                self._seconds("default_token_lifetime", DEFAULT_TOKEN_LIFETIME, maximum=MAX_LIFETIME, whole=True)
+            ),
             verify=self._verify(),
             proxies=self._proxies(),
             trusted_hosts=self._trusted_hosts(),
@@ -501,30 +514,26 @@ class _SettingsParser:
             raise self.error(key, f"is {value!r}; use one of: {', '.join(allowed)}")
         return chosen.lower() if lower else chosen
 
-    def _int(self, key: str, default: int, *, minimum: int, maximum: int) -> int:
-        value = self.extra.get(key)
-        if value is None:
-            return default
-        try:
-            number = int(value) if not isinstance(value, bool) else None
-        except (TypeError, ValueError):
-            number = None
-        if number is None or (isinstance(value, float) and value != number):
-            raise self.error(key, f"must be a whole number of seconds, got {value!r}")
-        if not minimum <= number <= maximum:
-            raise self.error(key, f"must be between {minimum} and {maximum}, got {number}")
-        return number
+    def _seconds(self, key: str, default: float, *, maximum: float, whole: bool = False) -> float:
+        """A number of seconds: finite, above zero, at most ``maximum`` (URI strings converted).
 
-    def _float(self, key: str, default: float) -> float:
+        JSON allows ``1e400`` (infinity once parsed) and URI strings ``"inf"``/``"nan"``; such a
+        value is refused here, by name, rather than crashing a request much later.
+        """
         value = self.extra.get(key)
         if value is None:
             return default
-        try:
-            number = float(value) if not isinstance(value, bool) else -1.0
-        except (TypeError, ValueError):
-            number = -1.0
-        if number <= 0:
-            raise self.error(key, f"must be a positive number of seconds, got {value!r}")
+        number: float | None = None
+        if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+            try:
+                number = float(value)
+            except (ValueError, OverflowError):
+                number = None
+        kind = "a whole number of seconds" if whole else "a number of seconds"
+        if number is None or not math.isfinite(number) or (whole and number != int(number)):
+            raise self.error(key, f"must be {kind}, got {value!r}")
+        if not 0 < number <= maximum:
+            raise self.error(key, f"must be above 0 and at most {maximum:g} seconds, got {value!r}")
         return number
 
     def _bool(self, key: str, default: bool) -> bool:
@@ -617,10 +626,21 @@ class _SettingsParser:
         if value is None:
             return None
         if isinstance(value, str):
-            return {"http": value, "https": value}
-        if isinstance(value, Mapping) and all(isinstance(v, str) for v in value.values()):
-            return dict(value)
-        raise self.error("proxies", 'must be a proxy URL or an object like {"https": "http://proxy:3128"}')
+            proxies = {"http": value, "https": value}
+        elif isinstance(value, Mapping) and all(isinstance(v, str) for v in value.values()):
+            proxies = {str(k): v for k, v in value.items()}
+        else:
+            raise self.error("proxies", 'must be a proxy URL or an object like {"https": "http://proxy:3128"}')
+        for url in proxies.values():
+            try:
+                password = urlsplit(url).password
+            except ValueError:
+                raise self.error(
+                    "proxies", "holds a URL that cannot be parsed; use http://[user:password@]host:port"
+                ) from None
+            mask_stable_secret(url)
+            mask_stable_secret(password and unquote(password))
+        return proxies
 
 
 def _is_unset(value: object) -> bool:

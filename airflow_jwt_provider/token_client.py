@@ -8,6 +8,7 @@ to retry is :mod:`airflow_jwt_provider.retry`'s decision, as for API calls.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,15 +19,22 @@ from urllib.parse import quote, urlsplit
 import requests
 from requests.auth import HTTPBasicAuth
 
-from airflow_jwt_provider.access_token import AccessToken
+from airflow_jwt_provider.access_token import ASSUMED_LIFETIME, AccessToken
 from airflow_jwt_provider.exceptions import TokenEndpointError
+from airflow_jwt_provider.redaction import redact_text
 from airflow_jwt_provider.retry import TOKEN_REQUEST_RETRY, RetryPolicy, parse_http_date
-from airflow_jwt_provider.secrets import mask_secret_value
 from airflow_jwt_provider.settings import HttpSettings
+from airflow_jwt_provider.trusted_hosts import Origin
 
 log = logging.getLogger(__name__)
 
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+#: Fields of a token answer that are read here; the others are kept in ``AccessToken.extra``.
+_TOKEN_FIELDS = frozenset({"access_token", "token_type", "expires_in", "scope", "refresh_token", "id_token"})
+#: How much of a server's text is looked at (redacted, then shortened for the message).
+_REDACTION_WINDOW = 65536
+#: The longest ``expires_in`` taken at its word (a year); beyond it the answer is not plausible.
+MAX_EXPIRES_IN = 366 * 86400
 _TIME_WORDS = ("exp", "iat", "nbf", "expired", "not yet valid", "clock", "time", "future", "lifetime")
 
 
@@ -63,8 +71,14 @@ class _TransientError(TokenEndpointError):
 class TokenClient:
     """Talks to one token endpoint.
 
+    Every field of an answer is checked where it enters: a token type other than bearer, an
+    ``expires_in`` that is not a finite number in range, a body that is not a JSON object
+    are refused or set aside with a clear message, never passed on to crash later. Texts built
+    from an answer (``error_description``...) never repeat a secret the client sent.
+
     :param retry: when to retry connection errors, 429 and 5xx answers; each attempt is
         signed anew. A ``Retry-After`` beyond the policy's ``max_wait`` is not waited for.
+    :param default_token_lifetime: how long a token is used when the answer has no ``expires_in``.
     """
 
     def __init__(
@@ -75,8 +89,10 @@ class TokenClient:
         *,
         session: requests.Session | None = None,
         retry: RetryPolicy = TOKEN_REQUEST_RETRY,
+        default_token_lifetime: timedelta = ASSUMED_LIFETIME,
     ) -> None:
         self.token_url = token_url
+        self.default_token_lifetime = default_token_lifetime
         if _is_plain_http_to_remote(token_url):
             log.warning(
                 "auth_url %s is plain http: assertions and client secrets cross the network unencrypted; "
@@ -116,7 +132,7 @@ class TokenClient:
             else:
                 wait = attempts.after_answer(response.status_code, response.headers.get("Retry-After"))
                 if wait is None:
-                    return self._parse(response)
+                    return self._parse(response, sent=form)
                 response.close()
             time.sleep(wait)
 
@@ -149,57 +165,106 @@ class TokenClient:
                 "check auth_url, DNS, proxies and firewalls"
             ) from None
 
-    def _parse(self, response: requests.Response) -> AccessToken:
+    def _parse(self, response: requests.Response, sent: Mapping[str, str]) -> AccessToken:
         content_type = response.headers.get("Content-Type", "")
         try:
             body = response.json()
-        except ValueError:
+        except ValueError:  # includes bodies with NaN/Infinity that json refuses later, and bad UTF-8
             body = None
         if not isinstance(body, dict):
-            if 300 <= response.status_code < 400:
-                problem = f"redirected to {response.headers.get('Location', '?')}; auth_url is probably wrong"
+            status = response.status_code
+            if 300 <= status < 400:
+                location = Origin.of(response.headers.get("Location", "")) or "?"
+                problem = f"redirected to {location}; auth_url is probably wrong"
+            elif status in (401, 403, 404, 405):
+                problem = (
+                    "auth_url is probably wrong (not the token endpoint, or a path the server does not know); "
+                    "otherwise a proxy or load balancer answered instead of the authorization server"
+                )
             else:
                 problem = "a proxy or load balancer may have answered instead of the authorization server"
             raise TokenEndpointError(
-                f"The token endpoint {self.token_url} answered HTTP {response.status_code} with "
-                f"{content_type or 'no content type'}, not a JSON token response: {problem}",
-                status=response.status_code,
+                f"The token endpoint {self.token_url} answered HTTP {status} with "
+                f"{_printable(content_type) or 'no content type'}, not a JSON token response: {problem}",
+                status=status,
             )
         if response.status_code != 200 or "error" in body:
-            raise self._error(response, body)
+            raise self._error(response, body, sent)
         return self._token(response, body)
 
     def _token(self, response: requests.Response, body: dict[str, Any]) -> AccessToken:
         access_token = body.get("access_token")
-        if not isinstance(access_token, str) or not access_token:
+        if not isinstance(access_token, str) or not access_token.strip():
             raise TokenEndpointError(
                 f"The token endpoint {self.token_url} answered HTTP 200 without an access_token "
-                f"(fields: {', '.join(sorted(body)) or 'none'})",
+                f"(fields: {', '.join(sorted(_printable(str(k))[:40] for k in body)[:20]) or 'none'})",
                 status=response.status_code,
             )
-        mask_secret_value(access_token)
+        token_type = body.get("token_type")
+        if token_type is None:
+            token_type = "Bearer"  # RFC 6749 requires it; some servers still omit it
+        if not isinstance(token_type, str) or token_type.strip().lower() != "bearer":
+            shown = _printable(str(token_type))[:40]
+            raise TokenEndpointError(
+                f"The token endpoint {self.token_url} issued a token of type {shown!r}, which this provider does "
+                "not use: it sends bearer tokens only (RFC 6750), and RFC 6749 §7.1 forbids using a token whose "
+                "type the client does not understand. Ask for a bearer token (DPoP-bound tokens are not supported)",
+                status=response.status_code,
+                error="unsupported_token_type",
+            )
         issued_at = datetime.now(timezone.utc)
-        expires_in = body.get("expires_in")
-        expires_at = None
-        try:
-            if expires_in is not None and float(expires_in) > 0:
-                expires_at = issued_at + timedelta(seconds=float(expires_in))
-        except (TypeError, ValueError):
-            log.warning("Ignoring a non-numeric expires_in from %s", self.token_url)
-        known = {"access_token", "token_type", "expires_in", "scope", "refresh_token", "id_token"}
+        lifetime = self._expires_in(body.get("expires_in"))
         return AccessToken(
             access_token=access_token,
-            token_type=str(body.get("token_type") or "Bearer"),
-            expires_at=expires_at,
-            scope=body.get("scope"),
+            token_type="Bearer",
+            expires_at=issued_at + lifetime if lifetime is not None else None,
+            scope=_scope(body.get("scope")),
             issued_at=issued_at,
-            extra={k: v for k, v in body.items() if k not in known},
+            extra={k: v for k, v in body.items() if k not in _TOKEN_FIELDS},
+            assumed_lifetime=self.default_token_lifetime,
         )
 
-    def _error(self, response: requests.Response, body: dict[str, Any]) -> TokenEndpointError:
-        error = str(body.get("error") or "unknown_error")
-        description = str(body.get("error_description") or "")[:500] or None
-        error_uri = body.get("error_uri")
+    def _expires_in(self, value: object) -> timedelta | None:
+        """``expires_in`` as a lifetime: a finite number of seconds in (0, a year]; else set aside."""
+        if value is None:
+            return None
+        seconds: float | None = None
+        if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+            try:
+                seconds = float(value)
+            except (ValueError, OverflowError):
+                seconds = None
+        if seconds is None or not math.isfinite(seconds) or not 0 < seconds <= MAX_EXPIRES_IN:
+            log.warning(
+                "Token endpoint %s: ignoring expires_in %s (not a number of seconds between 0 and %d); "
+                "the token is used for default_token_lifetime (%d s) instead",
+                self.token_url,
+                _printable(repr(value))[:40],
+                MAX_EXPIRES_IN,
+                self.default_token_lifetime.total_seconds(),
+            )
+            return None
+        return timedelta(seconds=seconds)
+
+    def _error(self, response: requests.Response, body: dict[str, Any], sent: Mapping[str, str]) -> TokenEndpointError:
+        # What the server says is data: it may repeat what it was sent (a secret, the assertion).
+        known = (
+            sent.get("assertion"),
+            sent.get("client_assertion"),
+            sent.get("client_secret"),
+            self.client_auth.client_secret,
+        )
+
+        def field(name: str, limit: int) -> str | None:
+            value = body.get(name)
+            if value is None or value == "":
+                return None
+            # Redacted before it is cut: a cut through a secret would leave part of it.
+            return _printable(redact_text(str(value)[:_REDACTION_WINDOW], known))[:limit] or None
+
+        error = field("error", 100) or "unknown_error"
+        description = field("error_description", 500)
+        error_uri = field("error_uri", 300)
         hint = self._hint(error, description, response)
         message = f"The token endpoint {self.token_url} refused the request: HTTP {response.status_code} {error}"
         if description:
@@ -211,7 +276,7 @@ class TokenClient:
             status=response.status_code,
             error=error,
             error_description=description,
-            error_uri=str(error_uri) if error_uri else None,
+            error_uri=error_uri,
             hint=hint,
         )
 
@@ -257,3 +322,17 @@ def _is_plain_http_to_remote(url: str) -> bool:
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
     return parts.scheme == "http" and host not in ("localhost", "::1") and not host.startswith("127.")
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters replaced: a server's answer must not forge log lines."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
+
+
+def _scope(value: object) -> str | None:
+    """The granted scope: a string, or a list of strings (some servers send one), else none."""
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return " ".join(value) or None
+    return None

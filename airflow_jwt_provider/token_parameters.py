@@ -97,8 +97,9 @@ class TokenParameters:
                 object.__setattr__(self, name, None)
         canonical = canonical_claims(self.claims)
         object.__setattr__(self, "_claims_json", canonical)
-        # A private, read-only copy: the caller's dict may change after the call, this must not.
-        object.__setattr__(self, "claims", MappingProxyType(json.loads(canonical)))
+        # A private, read-only copy, read-only all the way down: the caller's dict may change
+        # after the call, and nothing may change this value's claims once it is a cache key.
+        object.__setattr__(self, "claims", _frozen(json.loads(canonical)))
 
     @classmethod
     def of(
@@ -127,6 +128,11 @@ class TokenParameters:
         if self.assertion is not None:
             parts.append("assertion=<hidden>")
         return f"TokenParameters({', '.join(parts)})"
+
+    def claims_copy(self) -> dict[str, Any]:
+        """A fresh, mutable copy of :attr:`claims` (plain dicts and lists), e.g. to build a payload."""
+        copy: dict[str, Any] = json.loads(self._claims_json)
+        return copy
 
     @property
     def claims_json(self) -> str:
@@ -157,6 +163,15 @@ class TokenParameters:
         if unknown:
             raise JwtBearerConfigError(f"unknown token parameter(s): {', '.join(unknown)}", field="token")
         return cls.of(**values)
+
+
+def _frozen(value: Any) -> Any:
+    """JSON data made immutable: objects as read-only mappings, arrays as tuples."""
+    if isinstance(value, dict):
+        return MappingProxyType({k: _frozen(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_frozen(v) for v in value)
+    return value
 
 
 #: The connection's own token: no per-call choice.

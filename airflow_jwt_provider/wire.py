@@ -15,12 +15,14 @@ from typing import Any, Literal, TypedDict
 import requests
 from requests.structures import CaseInsensitiveDict
 
+from airflow_jwt_provider.api_response import sent_credential
 from airflow_jwt_provider.exceptions import (
     JwtBearerConfigError,
     JwtBearerError,
     KeystoreError,
     TokenEndpointError,
 )
+from airflow_jwt_provider.redaction import REPLACEMENT
 
 #: Provider errors a trigger event can name, raised again as themselves on the worker.
 _EVENT_ERRORS: dict[str, type[JwtBearerError]] = {
@@ -64,6 +66,7 @@ def build_response(
     method: str,
     body: bytes,
     encoding: str | None,
+    authorization: str | None = None,
 ) -> requests.Response:
     """A ``requests.Response`` (with a ``request`` naming method and URL) from an answer's parts.
 
@@ -77,20 +80,29 @@ def build_response(
     response.url = url
     response._content = body
     response.encoding = encoding
-    response.request = requests.Request(method or "GET", url or "http://unknown/").prepare()
+    request_headers = {"Authorization": authorization} if authorization else None
+    response.request = requests.Request(method or "GET", url or "http://unknown/", headers=request_headers).prepare()
     return response
 
 
 def response_to_wire(response: requests.Response) -> WireResponse:
-    """A JSON-able answer for a trigger event; the request's headers (the token) are not in it."""
+    """A JSON-able answer for a trigger event; the request's headers (the token) are not in it.
+
+    The event is stored in the metadata database: an API that repeated the credential it was
+    sent would put the token there, so that exact value is replaced by ``***`` in the body.
+    """
     request = response.request
+    body = response.content or b""
+    sent = sent_credential(response)
+    if sent:
+        body = body.replace(sent.encode("utf-8"), REPLACEMENT.encode("ascii"))
     return {
         "status": response.status_code,
         "reason": response.reason or "",
         "headers": dict(response.headers),
         "url": response.url or "",
         "method": (request.method if request is not None else None) or "GET",
-        "body": base64.b64encode(response.content or b"").decode("ascii"),
+        "body": base64.b64encode(body).decode("ascii"),
         "encoding": response.encoding,
     }
 

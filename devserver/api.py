@@ -163,3 +163,15 @@ def echo_headers(issued: IssuedToken) -> Response:
         for name, value in request.headers.items()
     }
     return jsonify(headers)
+
+
+@blueprint.get("/echo-authorization")
+@protected
+def echo_authorization(issued: IssuedToken) -> Response | tuple[Response, int]:
+    """A careless API that repeats the whole ``Authorization`` header (``careless`` knob only)."""
+    server = local_server()
+    if not server.careless:
+        return jsonify(error="forbidden", error_description="careless answers are off"), 403
+    status = int(request.args.get("status", "200"))
+    header = request.headers.get("Authorization", "")
+    return jsonify(error="echo" if status >= 400 else None, you_sent=header, again=f"Authorization: {header}"), status

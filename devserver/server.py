@@ -191,6 +191,15 @@ class LocalAuthorizationServer:
         answer the next token request(s) with a proxy's HTML 502 page (``True`` or a count).
     ``job_ready_after``
         the poll of ``/api/jobs/<id>`` that first answers ``done`` (per job id).
+    ``careless``
+        a server that repeats credentials in its answers, as some do by mistake: token-endpoint
+        errors quote the client secret and the assertions received, and ``/api/echo-authorization``
+        answers with the whole ``Authorization`` header (status from its ``status`` query).
+        For the tests that prove the client never passes such echoes on.
+    ``keep_credentials``
+        keep every assertion, client assertion and client secret received in
+        :attr:`received_credentials` (never in the records), so that a test can search the
+        client's logs for each one; :meth:`issued_tokens` gives the tokens issued.
 
     Records (lists, appended in request order, before the response is sent) -- no secret value,
     assertion or access token is ever recorded:
@@ -399,6 +408,9 @@ class LocalAuthorizationServer:
         self.token_lifetime: int = self._default_token_lifetime
         self.omit_expires_in: bool = False
         self.job_ready_after: int = DEFAULT_JOB_READY_AFTER
+        self.careless: bool = False
+        self.keep_credentials: bool = False
+        self.received_credentials: list[str] = []
         self.token_requests: list[dict[str, Any]] = []
         self.api_requests: list[dict[str, Any]] = []
         self.results: list[Any] = []
@@ -467,6 +479,11 @@ class LocalAuthorizationServer:
             payload["scp"] = scope
         payload.update(claims or {})
         return self.user_token_key.sign(payload)
+
+    def issued_tokens(self) -> list[str]:
+        """Every access token this server issued (for tests that search logs for them)."""
+        with self._lock:
+            return list(self._tokens)
 
     def token_info(self, access_token: str) -> IssuedToken | None:
         """What the server knows about an access token (None if it never issued it)."""

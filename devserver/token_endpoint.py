@@ -26,6 +26,9 @@ def token() -> Response:
         if proxy_error is not None:
             record.update(status=502, error="injected_html_502")
             return proxy_error
+        received = [request.form.get(name) for name in ("assertion", "client_assertion", "client_secret")]
+        if server.keep_credentials:
+            server.received_credentials.extend(value for value in received if value)
         response: Response = server.authlib.create_token_response()
         record["status"] = response.status_code
         record["success"] = response.status_code == 200
@@ -33,6 +36,11 @@ def token() -> Response:
             body = response.get_json(silent=True) or {}
             record["error"] = body.get("error")
             record["error_description"] = body.get("error_description")
+            if server.careless:  # after recording: the records never hold a credential
+                echoed = ", ".join(value for value in received if value)
+                body["error_description"] = f"{body.get('error_description', '')} (received: {echoed})"
+                response = jsonify(body)
+                response.status_code = record["status"]
         return response
     finally:
         server.add_token_record(record)

@@ -15,7 +15,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -34,6 +34,9 @@ os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
 from devserver import hsm, kms  # noqa: E402 (after the environment is set)
 from devserver import keystores as ks  # noqa: E402
 from devserver.server import LocalAuthorizationServer  # noqa: E402
+
+if TYPE_CHECKING:
+    from airflow_jwt_provider.credentials import JwtBearerCredentials
 
 CLIENT_ID = "test-client"
 CLIENT_SECRET = "s3cr3t-client-secret-value"
@@ -245,6 +248,49 @@ def untrusted_server() -> Iterator[RecordingServer]:
     server = RecordingServer()
     yield server
     server.stop()
+
+
+#: An audience the server accepts besides its token URL for clients registered by ``credentials_for``.
+OTHER_AUDIENCE = "https://api.example.com/"
+CredentialsFactory = Callable[..., "JwtBearerCredentials"]
+
+
+@pytest.fixture
+def credentials_for(auth_server: LocalAuthorizationServer, keystores: dict[str, ks.Keystore]) -> CredentialsFactory:
+    """Credentials of a connection signing with ``keystores[name]`` (registered with the server).
+
+    Each test gets a fresh token cache, shared by every credentials object it builds (as
+    hooks of one process share theirs), so that what is reused is decided by the cache key.
+    """
+    from airflow.sdk import Connection
+
+    from airflow_jwt_provider.credentials import JwtBearerCredentials
+    from airflow_jwt_provider.settings import JwtBearerSettings
+    from airflow_jwt_provider.token_cache import TokenCache
+
+    cache = TokenCache()
+
+    def make(
+        name: str = "default",
+        *,
+        host: str | None = "api",
+        login: str = CLIENT_ID,
+        register_key: bool = True,
+        **extra: Any,
+    ) -> JwtBearerCredentials:
+        store = keystores[name]
+        if register_key:
+            register(auth_server, store, extra_audiences=(OTHER_AUDIENCE,))
+        conn = Connection(
+            conn_id="jwt_credentials",
+            conn_type="jwt_bearer",
+            login=login,
+            host=auth_server.api_url if host == "api" else host,
+            extra=json.dumps(connection_extra(store, auth_server, **extra)),
+        )
+        return JwtBearerCredentials.from_settings(JwtBearerSettings.from_connection(conn), cache=cache)
+
+    return make
 
 
 # --- device signers: a real SoftHSM2 token and a moto KMS server, made per run ----------------------

@@ -21,8 +21,8 @@ import jsonschema
 import pytest
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-COMPOSE_FILE = REPO_ROOT / "docker-compose.yaml"
+from tests.compose import COMPOSE_FILE, REPO_ROOT, command_argv, environment, option, volumes, with_defaults
+
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 DOCKERIGNORE = REPO_ROOT / ".dockerignore"
 README = REPO_ROOT / "README.md"
@@ -43,59 +43,14 @@ SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 # --------------------------------------------------------------------------------------------------
 
 
-def _with_defaults(value: str) -> str:
-    """Interpolate ${VAR:-default} / ${VAR-default} with their defaults, and ${VAR} / $VAR as empty."""
-    value = re.sub(r"\$\{[A-Za-z_][A-Za-z0-9_]*:?-([^}]*)\}", r"\1", value)
-    value = re.sub(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}|\$(?!\$)[A-Za-z_][A-Za-z0-9_]*", "", value)
-    return value.replace("$$", "$")
-
-
-def _environment(service: dict) -> dict[str, str]:
-    env = service.get("environment") or {}
-    if isinstance(env, list):
-        return dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
-    return {key: "" if value is None else str(value) for key, value in env.items()}
-
-
-def _words(value: str | list | None) -> list[str]:
-    if value is None:
-        return []
-    return shlex.split(value) if isinstance(value, str) else [str(word) for word in value]
-
-
 def _airflow_component(service: dict) -> str | None:
     """The Airflow component a service runs (as in AIRFLOW_COMPONENTS), or None."""
-    words = _words(service.get("command"))
+    words = command_argv(service.get("command"))
     if words[:1] == ["airflow"]:
         words = words[1:]
     for length in (2, 1):
         if " ".join(words[:length]) in AIRFLOW_COMPONENTS:
             return " ".join(words[:length])
-    return None
-
-
-def _volumes(service: dict) -> list[tuple[str, str, bool]]:
-    """(source, target, read_only) of each volume of a service, short or long syntax."""
-    result = []
-    for volume in service.get("volumes") or []:
-        if isinstance(volume, str):
-            parts = volume.split(":")
-            source, target = (parts[0], parts[1]) if len(parts) > 1 else ("", parts[0])
-            read_only = len(parts) > 2 and "ro" in parts[2].split(",")
-        else:
-            source, target = volume.get("source", ""), volume["target"]
-            read_only = bool(volume.get("read_only"))
-        result.append((_with_defaults(source), target, read_only))
-    return result
-
-
-def _option(words: list[str], flag: str) -> str | None:
-    """The value given to `flag` in an argument list (`--flag value` or `--flag=value`)."""
-    for index, word in enumerate(words):
-        if word == flag and index + 1 < len(words):
-            return words[index + 1]
-        if word.startswith(flag + "="):
-            return word.split("=", 1)[1]
     return None
 
 
@@ -242,9 +197,9 @@ def dockerfile() -> list[tuple[str, str]]:
 def authserver(services: dict[str, dict]) -> list[str]:
     """The command of the service that runs `python -m devserver`."""
     commands = [
-        _words(svc.get("command"))
+        command_argv(svc.get("command"))
         for svc in services.values()
-        if _words(svc.get("command"))[:3] == ["python", "-m", "devserver"]
+        if command_argv(svc.get("command"))[:3] == ["python", "-m", "devserver"]
     ]
     assert len(commands) == 1, f"expected one service running `python -m devserver`, found {len(commands)}"
     return commands[0]
@@ -253,7 +208,7 @@ def authserver(services: dict[str, dict]) -> list[str]:
 @pytest.fixture(scope="module")
 def connection(components: dict[str, dict]) -> dict:
     assert components, "no service runs an Airflow component"
-    values = {name: _environment(svc).get(CONN_VAR) for name, svc in components.items()}
+    values = {name: environment(svc).get(CONN_VAR) for name, svc in components.items()}
     missing = sorted(name for name, value in values.items() if not value)
     assert not missing, f"{CONN_VAR} is not set on {missing}"
     assert len(set(values.values())) == 1, f"{CONN_VAR} differs between Airflow services"
@@ -298,7 +253,7 @@ def test_stack_runs_every_airflow_component_with_celery(services: dict, componen
     running = {_airflow_component(svc) for svc in components.values()}
     assert running == AIRFLOW_COMPONENTS, f"Airflow components run: {sorted(running)}"
     for name, svc in components.items():
-        env = _environment(svc)
+        env = environment(svc)
         assert env.get("AIRFLOW__CORE__EXECUTOR") == "CeleryExecutor", f"{name}: executor"
         broker = urlsplit(env.get("AIRFLOW__CELERY__BROKER_URL", ""))
         assert broker.scheme == "redis", f"{name}: Celery broker {broker.geturl()!r} is not Redis"
@@ -311,8 +266,11 @@ def test_stack_runs_every_airflow_component_with_celery(services: dict, componen
         assert execution_api.hostname in services, f"{name}: execution API host is not a service"
         assert _airflow_component(services[execution_api.hostname]) == "api-server"
         assert env.get("AIRFLOW__API_AUTH__JWT_SECRET"), f"{name}: no shared AIRFLOW__API_AUTH__JWT_SECRET"
-    secrets = {_environment(svc).get("AIRFLOW__API_AUTH__JWT_SECRET") for svc in components.values()}
+    secrets = {environment(svc).get("AIRFLOW__API_AUTH__JWT_SECRET") for svc in components.values()}
     assert len(secrets) == 1, "AIRFLOW__API_AUTH__JWT_SECRET differs between Airflow services"
+    # Airflow signs its tokens with HS512 ([api_auth] jwt_algorithm); PyJWT warns on keys below 64 bytes.
+    default_secret = with_defaults(secrets.pop() or "")
+    assert len(default_secret.encode()) >= 64, f"the default jwt_secret has {len(default_secret)} bytes, not 64"
 
 
 def test_every_build_is_the_repo_root_with_its_dockerfile(services: dict[str, dict]) -> None:
@@ -403,30 +361,30 @@ def test_connection_matches_authserver_and_demo_keystore(
     extra = connection.get("extra") or {}
     if isinstance(extra, str):
         extra = json.loads(extra)
-    auth_service = next(n for n, s in services.items() if _words(s.get("command"))[:3] == authserver[:3])
-    port = _option(authserver, "--port")
+    auth_service = next(n for n, s in services.items() if command_argv(s.get("command"))[:3] == authserver[:3])
+    port = option(authserver, "--port")
     for url in (extra.get("auth_url", ""), connection.get("host", "")):
         parts = urlsplit(url)
         assert (parts.hostname, str(parts.port)) == (auth_service, port), f"{url!r} is not {auth_service}:{port}"
-    assert _option(authserver, "--client-id") == connection.get("login"), "client id differs from login"
-    keystore = _option(authserver, "--keystore")
+    assert option(authserver, "--client-id") == connection.get("login"), "client id differs from login"
+    keystore = option(authserver, "--keystore")
     assert keystore == extra.get("key_file"), f"authserver reads {keystore}, connection {extra.get('key_file')}"
-    assert _option(authserver, "--keystore-password") == extra.get("keystore_password")
+    assert option(authserver, "--keystore-password") == extra.get("keystore_password")
 
     # The one-shot init service creates that very keystore, into a volume the others mount.
-    init = [svc for svc in services.values() if "JWT_DEMO_KEYSTORE" in _environment(svc)]
+    init = [svc for svc in services.values() if "JWT_DEMO_KEYSTORE" in environment(svc)]
     assert len(init) == 1, "one service must create the demo keystore (JWT_DEMO_KEYSTORE)"
-    init_env = _environment(init[0])
+    init_env = environment(init[0])
     assert init_env["JWT_DEMO_KEYSTORE"] == keystore
     assert init_env.get("JWT_DEMO_KEYSTORE_PASSWORD") == extra.get("keystore_password")
     key_dir = str(PurePosixPath(keystore).parent)
-    init_mounts = {target: (source, read_only) for source, target, read_only in _volumes(init[0])}
+    init_mounts = {target: (source, read_only) for source, target, read_only in volumes(init[0])}
     assert key_dir in init_mounts, f"the init service does not mount {key_dir}"
     volume, read_only = init_mounts[key_dir]
     assert volume in (compose.get("volumes") or {}), f"{key_dir} is not on a named volume: {volume!r}"
     assert not read_only, f"the init service mounts {key_dir} read-only: it cannot write the keystore"
     for name, svc in [*components.items(), (auth_service, services[auth_service])]:
-        mounts = {target: source for source, target, _ in _volumes(svc)}
+        mounts = {target: source for source, target, _ in volumes(svc)}
         assert mounts.get(key_dir) == volume, f"{name} does not mount volume {volume!r} at {key_dir}"
 
 
@@ -434,7 +392,7 @@ def test_connection_test_button_is_enabled_on_the_api_server(components: dict[st
     api_servers = {n: s for n, s in components.items() if _airflow_component(s) == "api-server"}
     assert api_servers, "no service runs the api-server"
     for name, svc in api_servers.items():
-        value = _environment(svc).get("AIRFLOW__CORE__TEST_CONNECTION")
+        value = environment(svc).get("AIRFLOW__CORE__TEST_CONNECTION")
         assert value == "Enabled", f"{name}: AIRFLOW__CORE__TEST_CONNECTION is {value!r}, not 'Enabled'"
 
 
@@ -447,7 +405,7 @@ def test_api_server_on_host_port_8080_and_host_ports_unique(
             if isinstance(port, dict):
                 host, container = str(port.get("published", "")), str(port["target"])
             else:
-                host, _, container = _with_defaults(str(port)).rpartition(":")
+                host, _, container = with_defaults(str(port)).rpartition(":")
             published.setdefault(host.rsplit(":", 1)[-1], []).append(f"{name}:{container}")
     api = [n for n, s in components.items() if _airflow_component(s) == "api-server"]
     assert published.get("8080") == [f"{api[0]}:8080"], f"host port 8080 goes to {published.get('8080')}"
@@ -458,14 +416,14 @@ def test_api_server_on_host_port_8080_and_host_ports_unique(
 def test_dags_folder_is_mounted_into_airflow_services(components: dict[str, dict]) -> None:
     assert (REPO_ROOT / "dags").is_dir(), "the dags/ folder is missing"
     for name, svc in components.items():
-        mounts = {target: source for source, target, _ in _volumes(svc)}
+        mounts = {target: source for source, target, _ in volumes(svc)}
         assert DAGS_TARGET in mounts, f"{name} does not mount anything at {DAGS_TARGET}"
         source = (REPO_ROOT / mounts[DAGS_TARGET]).resolve()
         assert source == REPO_ROOT / "dags", f"{name} mounts {mounts[DAGS_TARGET]!r} at {DAGS_TARGET}"
 
 
 def test_no_image_uses_the_latest_tag(services: dict[str, dict], dockerfile: list[tuple[str, str]]) -> None:
-    images = {name: _with_defaults(svc["image"]) for name, svc in services.items() if "image" in svc}
+    images = {name: with_defaults(svc["image"]) for name, svc in services.items() if "image" in svc}
     assert images, "no service names an image"
     stages = set()
     for keyword, arguments in dockerfile:
@@ -505,7 +463,7 @@ def test_dockerignore_drops_local_state_and_keeps_the_sources() -> None:
 def test_init_script_is_valid_bash_and_is_what_airflow_init_runs(services: dict[str, dict]) -> None:
     result = subprocess.run(["bash", "-n", str(INIT_SCRIPT)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, f"bash -n {INIT_SCRIPT.name}: {result.stderr}"
-    commands = [_words(svc.get("command")) for svc in services.values()]
+    commands = [command_argv(svc.get("command")) for svc in services.values()]
     in_image = [word for command in commands for word in command if word.endswith("/airflow-init.sh")]
     assert in_image, "no service runs docker/airflow-init.sh"
     # COPY . /opt/provider puts docker/airflow-init.sh at /opt/provider/docker/airflow-init.sh.
@@ -573,9 +531,9 @@ def test_stack_wiring_end_to_end_on_loopback(
     the compose connection (authserver host and keystore path rewritten) getting a token."""
     from airflow_jwt_provider.hooks.jwt_bearer import JwtBearerHook
 
-    compose_keystore = _option(authserver, "--keystore")
+    compose_keystore = option(authserver, "--keystore")
     keystore = tmp_path / "keys" / PurePosixPath(compose_keystore).name
-    made = _run_keystore_script(keystore, _option(authserver, "--keystore-password"), tmp_path)
+    made = _run_keystore_script(keystore, option(authserver, "--keystore-password"), tmp_path)
     assert made.returncode == 0, made.stderr
 
     url_file = tmp_path / "authserver.url"
@@ -591,8 +549,8 @@ def test_stack_wiring_end_to_end_on_loopback(
         assert url_file.exists(), f"the authserver did not start: {server.poll()=}"
         base_url = url_file.read_text().strip()
 
-        auth_service = next(n for n, s in services.items() if _words(s.get("command"))[:3] == authserver[:3])
-        health_url = _words(services[auth_service]["healthcheck"]["test"])[-1]
+        auth_service = next(n for n, s in services.items() if command_argv(s.get("command"))[:3] == authserver[:3])
+        health_url = command_argv(services[auth_service]["healthcheck"]["test"])[-1]
         with urllib.request.urlopen(base_url + urlsplit(health_url).path, timeout=10) as response:
             assert response.status == 200, f"healthcheck answered {response.status}"
 

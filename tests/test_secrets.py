@@ -9,7 +9,13 @@ from airflow_jwt_provider.hooks.jwt_bearer import JwtBearerHook
 from tests.conftest import CLIENT_ID, CLIENT_SECRET, STORE_PASSWORD, connection_extra, register
 
 
-def test_everything_secret_is_masked_in_logs(auth_server, keystores, set_connection) -> None:
+def test_stable_secrets_are_masked_and_per_call_ones_redacted_without_growing_the_masker(
+    auth_server, keystores, set_connection
+) -> None:
+    from airflow.sdk._shared.secrets_masker import _secrets_masker
+
+    from airflow_jwt_provider.redaction import redact_text
+
     store = keystores["pem_pkcs1_encrypted"]
     register(auth_server, store, client_secret=CLIENT_SECRET)
     pem_text = store.path.read_text()
@@ -20,10 +26,18 @@ def test_everything_secret_is_masked_in_logs(auth_server, keystores, set_connect
     set_connection("masked", login=CLIENT_ID, password=CLIENT_SECRET, host=auth_server.api_url, extra=extra)
     hook = JwtBearerHook("masked")
     token = hook.get_token()
-    assertion = hook.mint_assertion()
     key_line = next(line for line in pem_text.splitlines() if len(line) > 40 and not line.startswith("-"))
-    for secret in (token.access_token, assertion, CLIENT_SECRET, STORE_PASSWORD, key_line):
-        assert secret not in redact(f"log line with {secret} inside"), secret[:8]
+    # stable secrets: Airflow's masker knows them
+    for secret in (CLIENT_SECRET, STORE_PASSWORD, key_line):
+        assert secret not in redact(f"log line with {secret} inside"), secret[:4]
+    # per-call credentials: never registered (the masker's pattern set stays as it is)...
+    patterns_before = len(_secrets_masker().patterns)
+    assertions = [hook.mint_assertion() for _ in range(20)]
+    tokens = [hook.get_token(subject=f"user-{i}") for i in range(20)]
+    assert len(_secrets_masker().patterns) == patterns_before
+    # ...but blanked by the provider's redaction: by shape (JWTs) and as live tokens
+    for secret in [token.access_token, *assertions, *(t.access_token for t in tokens)]:
+        assert secret not in redact_text(f"log line with {secret} inside"), secret[:4]
     for text in (repr(hook.settings), repr(hook.credentials), repr(token), repr(hook.signer)):
         for secret in (token.access_token, CLIENT_SECRET, STORE_PASSWORD, key_line):
             assert secret not in text

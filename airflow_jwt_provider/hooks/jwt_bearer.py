@@ -1,4 +1,9 @@
-"""The Airflow hook: a ``jwt_bearer`` connection in, access tokens and authenticated sessions out."""
+"""The Airflow hook: a ``jwt_bearer`` connection in, access tokens and authenticated sessions out.
+
+The signing stack (cryptography, PyJWT, key loading) is imported when the hook first needs
+credentials, not when this module is imported: DAG files import it, and the dag-processor
+parses them again and again.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +11,26 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from airflow.sdk import BaseHook
 from airflow.sdk.log import redact
 
-from airflow_jwt_provider.access_token import AccessToken
+from airflow_jwt_provider import CONN_TYPE, DEFAULT_CONN_ID
 from airflow_jwt_provider.api_request import ApiRequest, resolve_url
 from airflow_jwt_provider.api_response import raise_for_status
-from airflow_jwt_provider.auth import JwtBearerAuth
-from airflow_jwt_provider.credentials import JwtBearerCredentials
 from airflow_jwt_provider.exceptions import JwtBearerConfigError, JwtBearerError
 from airflow_jwt_provider.retry import RetryPolicy
-from airflow_jwt_provider.secrets import mask_secret_value
-from airflow_jwt_provider.session import JwtBearerSession, TcpKeepAlive
 from airflow_jwt_provider.settings import ConnectionLike, JwtBearerSettings
-from airflow_jwt_provider.signers.base import Signer
 from airflow_jwt_provider.token_cache import TOKEN_CACHE, TokenCache
 from airflow_jwt_provider.token_parameters import TokenParameters
+
+if TYPE_CHECKING:
+    from airflow_jwt_provider.access_token import AccessToken
+    from airflow_jwt_provider.credentials import JwtBearerCredentials
+    from airflow_jwt_provider.session import JwtBearerSession
+    from airflow_jwt_provider.signers.base import Signer
 
 #: ``extra_options`` keys of ``HttpHook.run`` that map onto ``requests`` arguments.
 _EXTRA_OPTIONS = frozenset({"timeout", "verify", "stream", "allow_redirects", "proxies", "cert"})
@@ -51,8 +57,8 @@ class JwtBearerHook(BaseHook):
     """
 
     conn_name_attr = "jwt_bearer_conn_id"
-    default_conn_name = "jwt_bearer_default"
-    conn_type = "jwt_bearer"
+    default_conn_name = DEFAULT_CONN_ID
+    conn_type = CONN_TYPE
     hook_name = "JWT Bearer (OAuth 2.0 RFC 7523)"
 
     def __init__(
@@ -76,9 +82,7 @@ class JwtBearerHook(BaseHook):
             )
         self.jwt_bearer_conn_id = jwt_bearer_conn_id
         self.method = method.upper()
-        self.keep_alive = TcpKeepAlive(
-            tcp_keep_alive, tcp_keep_alive_idle, tcp_keep_alive_count, tcp_keep_alive_interval
-        )
+        self._keep_alive = (tcp_keep_alive, tcp_keep_alive_idle, tcp_keep_alive_count, tcp_keep_alive_interval)
         self._token_cache = token_cache or TOKEN_CACHE
         self._sessions: OrderedDict[TokenParameters, JwtBearerSession] = OrderedDict()
 
@@ -99,6 +103,8 @@ class JwtBearerHook(BaseHook):
     @cached_property
     def credentials(self) -> JwtBearerCredentials:
         """Mints assertions and fetches, caches and refreshes tokens for this connection."""
+        from airflow_jwt_provider.credentials import JwtBearerCredentials
+
         return JwtBearerCredentials.from_settings(self.settings, cache=self._token_cache)
 
     @property
@@ -114,11 +120,13 @@ class JwtBearerHook(BaseHook):
         claims: Mapping[str, Any] | None = None,
         audience: str | list[str] | None = None,
     ) -> str:
-        """A new signed JWT assertion (new ``jti``, ``iat`` and ``exp`` every call)."""
+        """A new signed JWT assertion (new ``jti``, ``iat`` and ``exp`` every call).
+
+        It is not registered with Airflow's secret masker (whose cost grows with every value
+        it keeps): like every JWT, it is blanked from log lines by its shape.
+        """
         aud = tuple(audience) if isinstance(audience, list) else audience
-        assertion = self.credentials.mint_assertion(TokenParameters.of(subject=subject, claims=claims), aud)
-        mask_secret_value(assertion)  # it leaves the provider: keep it out of the task log
-        return assertion
+        return self.credentials.mint_assertion(TokenParameters.of(subject=subject, claims=claims), aud)
 
     def get_token(
         self,
@@ -153,13 +161,16 @@ class JwtBearerHook(BaseHook):
         return self._new_session(TokenParameters.of(subject, scope, claims))
 
     def _new_session(self, params: TokenParameters) -> JwtBearerSession:
+        from airflow_jwt_provider.auth import JwtBearerAuth
+        from airflow_jwt_provider.session import JwtBearerSession, TcpKeepAlive
+
         credentials = self.credentials
         base_url = credentials.api_base_url(params)
         return JwtBearerSession(
             JwtBearerAuth(credentials, params, trusted=self.settings.trusted(base_url)),
             self.settings.http,
             base_url=base_url,
-            keep_alive=self.keep_alive,
+            keep_alive=TcpKeepAlive(*self._keep_alive),
         )
 
     def _session(self, params: TokenParameters) -> JwtBearerSession:

@@ -20,6 +20,7 @@ import aiohttp
 import requests
 from airflow.sdk import BaseHook
 
+from airflow_jwt_provider import CONN_TYPE, DEFAULT_CONN_ID
 from airflow_jwt_provider.access_token import AccessToken
 from airflow_jwt_provider.api_request import ApiRequest, resolve_url
 from airflow_jwt_provider.api_response import raise_for_status
@@ -48,8 +49,8 @@ class JwtBearerAsyncHook(BaseHook):
     """
 
     conn_name_attr = "jwt_bearer_conn_id"
-    default_conn_name = "jwt_bearer_default"
-    conn_type = "jwt_bearer"
+    default_conn_name = DEFAULT_CONN_ID
+    conn_type = CONN_TYPE
     hook_name = "JWT Bearer (OAuth 2.0 RFC 7523), async"
 
     def __init__(self, jwt_bearer_conn_id: str = default_conn_name, *, token_cache: TokenCache | None = None) -> None:
@@ -204,6 +205,7 @@ class JwtBearerAsyncHook(BaseHook):
                 method=request.method,
                 body=await response.read(),
                 encoding=response.charset,
+                authorization=headers["Authorization"],  # as requests keeps it on response.request
             )
 
     async def _client_session(self, credentials: JwtBearerCredentials) -> aiohttp.ClientSession:

@@ -10,18 +10,20 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import timedelta
 from functools import cached_property
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import requests
 from airflow.sdk import BaseOperator, Context, conf
-from airflow.sdk.bases.decorator import determine_kwargs
 
+from airflow_jwt_provider import DEFAULT_CONN_ID
 from airflow_jwt_provider.api_request import ApiRequest
 from airflow_jwt_provider.api_response import body_excerpt
-from airflow_jwt_provider.hooks.jwt_bearer import JwtBearerHook
 from airflow_jwt_provider.polling import PollSpec
 from airflow_jwt_provider.retry import RetryPolicy
 from airflow_jwt_provider.token_parameters import TokenParameters
+
+if TYPE_CHECKING:
+    from airflow_jwt_provider.hooks.jwt_bearer import JwtBearerHook
 
 REQUEST_TEMPLATE_FIELDS: tuple[str, ...] = (
     "jwt_bearer_conn_id",
@@ -74,7 +76,7 @@ class JwtBearerRequestOperator(BaseOperator):
         subject: str | None = None,
         scope: str | None = None,
         claims: Mapping[str, Any] | None = None,
-        jwt_bearer_conn_id: str = JwtBearerHook.default_conn_name,
+        jwt_bearer_conn_id: str = DEFAULT_CONN_ID,
         retry: RetryPolicy | Mapping[str, Any] | bool | None = None,
         accepted_statuses: Collection[int] | None = None,
         log_response: bool = False,
@@ -99,6 +101,10 @@ class JwtBearerRequestOperator(BaseOperator):
 
     @cached_property
     def hook(self) -> JwtBearerHook:
+        # Imported here, not at the top: a DAG file that only declares the operator must not pay
+        # for the signing stack (cryptography, PyJWT) each time the dag-processor parses it.
+        from airflow_jwt_provider.hooks.jwt_bearer import JwtBearerHook
+
         return JwtBearerHook(self.jwt_bearer_conn_id, method=self.method)
 
     def api_request(self) -> ApiRequest:
@@ -160,4 +166,6 @@ class JwtBearerRequestOperator(BaseOperator):
 
 def call_with_context(func: Callable[..., Any], response: requests.Response, context: Context) -> Any:
     """``func(response, **<the context variables it names>)``, as ``HttpOperator`` calls its callables."""
+    from airflow.sdk.bases.decorator import determine_kwargs  # at run time only: DAG parsing skips it
+
     return func(response, **determine_kwargs(func, [response], context))

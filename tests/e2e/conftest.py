@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import CLIENT_ID, DAGS_FOLDER, REPO_ROOT, connection_extra, register
+from tests.e2e.results import DagRunResult, collect
 
 DAG_SOURCES = (REPO_ROOT / "dags", REPO_ROOT / "tests" / "dags")
 #: A compact JWS (an assertion, or any JWT): three base64url parts, the first two JSON objects.
@@ -60,26 +60,6 @@ def jwt_connection(
     return define
 
 
-@dataclass
-class DagRunResult:
-    """What a ``dag.test()`` run left: task states, XComs, rendered fields, and the output."""
-
-    dag_id: str
-    run_id: str
-    state: str
-    states: dict[str, str]
-    output: str = ""
-    _xcoms: dict[tuple[str, int], Any] = field(default_factory=dict)
-    rendered: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
-
-    def xcom(self, task_id: str, map_index: int = -1) -> Any:
-        return self._xcoms[(task_id, map_index)]
-
-    @property
-    def all_xcoms(self) -> dict[tuple[str, int], Any]:
-        return dict(self._xcoms)
-
-
 @pytest.fixture
 def run_dag(airflow_db: Path, dags_folder: Path, capfd: pytest.CaptureFixture[str]) -> Callable[..., DagRunResult]:
     """Parse the bundle, optionally adjust the DAG, run it with ``dag.test()``, collect what it left.
@@ -100,53 +80,11 @@ def run_dag(airflow_db: Path, dags_folder: Path, capfd: pytest.CaptureFixture[st
         capfd.readouterr()  # only this run's output
         dag_run = dag.test()
         captured = capfd.readouterr()
-        result = _collect(dag_run)
+        result = collect(dag_run)
         result.output = captured.out + captured.err
         return result
 
     return run
-
-
-def _collect(dag_run: Any) -> DagRunResult:
-    from airflow.models.renderedtifields import RenderedTaskInstanceFields
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        tis = dag_run.get_task_instances(session=session)
-        states = {_key(ti.task_id, ti.map_index): str(ti.state) for ti in tis}
-        xcoms = {
-            (row.task_id, row.map_index): XComModel.deserialize_value(row)
-            for row in session.scalars(
-                select(XComModel).where(
-                    XComModel.dag_id == dag_run.dag_id,
-                    XComModel.run_id == dag_run.run_id,
-                    XComModel.key == "return_value",
-                )
-            )
-        }
-        rendered = {
-            (row.task_id, row.map_index): dict(row.rendered_fields)
-            for row in session.scalars(
-                select(RenderedTaskInstanceFields).where(
-                    RenderedTaskInstanceFields.dag_id == dag_run.dag_id,
-                    RenderedTaskInstanceFields.run_id == dag_run.run_id,
-                )
-            )
-        }
-    return DagRunResult(
-        dag_id=dag_run.dag_id,
-        run_id=dag_run.run_id,
-        state=str(dag_run.state),
-        states=states,
-        _xcoms=xcoms,
-        rendered=rendered,
-    )
-
-
-def _key(task_id: str, map_index: int) -> str:
-    return task_id if map_index < 0 else f"{task_id}[{map_index}]"
 
 
 def dump(value: Any) -> str:

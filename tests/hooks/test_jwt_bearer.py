@@ -159,17 +159,20 @@ def test_concurrent_callers_share_one_fetch(hook_for: Callable[..., JwtBearerHoo
     assert len(successful(auth_server)) == 1
 
 
-def test_short_lived_tokens_are_refreshed_ahead_of_expiry(hook_for, auth_server) -> None:
-    auth_server.token_lifetime = 20  # less than the 30 s refresh margin: never reused
+def test_short_lived_tokens_are_reused_for_half_their_life(hook_for, auth_server) -> None:
+    import time
+
+    auth_server.token_lifetime = 2  # shorter than the 30 s margin: the margin is capped at half the life
     hook = hook_for()
     first = hook.get_token()
-    assert not first.valid
-    assert not first.expired
+    assert first.valid
+    assert first.refresh_at - first.issued_at == first.lifetime / 2
+    assert hook.get_token() is first  # reused, no request
+    time.sleep(1.05)
     second = hook.get_token()
     assert second.access_token != first.access_token
     auth_server.token_lifetime = 3600
-    third = hook.get_token()
-    assert third.valid
+    third = hook.get_token(force_refresh=True)
     assert hook.get_token() is third
     assert len(successful(auth_server)) == 3
 

@@ -1,0 +1,288 @@
+"""The compose topology at work: 100 mapped token users on two Celery workers, deferred ones on the triggerer.
+
+Everything goes through what a user has: the DAG is unpaused and triggered through the REST API,
+task states, XComs and task logs are read back through it, and the authorization server counts
+the token requests it received from all the processes of the stack.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.cluster.dags.jwt_cluster import DAG_ID, DEFERRED_JOBS, MAPPED_CALLS
+from tests.cluster.harness import CONN_VAR, IMAGE_AIRFLOW_HOME, Cluster, ClusterError
+from tests.e2e.conftest import JWT_PATTERN
+
+pytestmark = pytest.mark.cluster
+
+#: Keys added to the extra of the compose file's ``jwt_bearer_default`` connection for this run,
+#: e.g. ``{"token_cache": "redis"}`` for a token cache shared by every process of the stack.
+CONNECTION_EXTRA: dict[str, Any] = {}
+RUN_TIMEOUT = 420.0
+PARSE_TIMEOUT = 120.0
+DEFERRED_TASKS = ("items_deferred", "jobs_deferred")
+ITEM_PAGES = [list(range(1, 11)), list(range(11, 21)), [21, 22, 23]]  # the devserver's 23 items by 10
+
+
+def expected_token_requests(extra: dict[str, Any]) -> tuple[int, int | None]:
+    """(least, most) token requests for one run of the DAG, given the connection's extra.
+
+    With the per-process cache (the default), each task process asks once and the triggerer once
+    for all its triggers: about one per task process, so only "at least one" holds for sure. With
+    a cache shared by every process, the first asker is the only one.
+    """
+    if extra.get("token_cache") == "redis":
+        return 1, 1
+    return 1, None
+
+
+@dataclass
+class FinishedRun:
+    """A run of the DAG as the REST API reported it, and the authorization server's records at its end."""
+
+    run_id: str
+    state: str
+    seconds: float
+    task_instances: list[dict[str, Any]]
+    #: ``token_requests`` and ``api_requests`` of the authserver, or why they could not be read.
+    records: dict[str, list[dict[str, Any]]] | ClusterError
+
+    def of(self, task_id: str) -> list[dict[str, Any]]:
+        return [ti for ti in self.task_instances if ti["task_id"] == task_id]
+
+    @property
+    def token_requests(self) -> list[dict[str, Any]]:
+        return self._records("token_requests")
+
+    @property
+    def api_requests(self) -> list[dict[str, Any]]:
+        return self._records("api_requests")
+
+    def _records(self, name: str) -> list[dict[str, Any]]:
+        if isinstance(self.records, ClusterError):
+            pytest.fail(f"the authserver's records are not readable: {self.records}", pytrace=False)
+        return self.records[name]
+
+
+def _task_instances(cluster: Cluster, run_id: str) -> list[dict[str, Any]]:
+    """Every task instance of the run, mapped ones included (the API pages by 100 at most)."""
+    found: list[dict[str, Any]] = []
+    while True:
+        page = cluster.api(
+            "GET",
+            f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances",
+            params={"limit": 100, "offset": len(found), "order_by": "map_index"},
+        )
+        found += page["task_instances"]
+        if not page["task_instances"] or len(found) >= page["total_entries"]:
+            return found
+
+
+def _state_counts(task_instances: list[dict[str, Any]]) -> dict[str, int]:
+    return dict(Counter(f"{ti['task_id']}:{ti['state']}" for ti in task_instances))
+
+
+def _wait_for_dag(cluster: Cluster) -> None:
+    """Until the dag-processor has parsed the DAG (the api-server answers 404 before)."""
+    deadline = time.monotonic() + PARSE_TIMEOUT
+    while True:
+        cluster.check_alive()
+        try:
+            cluster.api("GET", f"/api/v2/dags/{DAG_ID}")
+            return
+        except ClusterError as exc:
+            if "HTTP 404" not in str(exc):
+                raise
+        if time.monotonic() > deadline:
+            errors = cluster.api("GET", "/api/v2/importErrors")
+            pytest.fail(f"{DAG_ID} was not parsed within {PARSE_TIMEOUT:.0f} s; import errors: {errors}")
+        time.sleep(1)
+
+
+@pytest.fixture(scope="module")
+def finished_run(cluster: Cluster) -> FinishedRun:
+    """Unpause and trigger the DAG through the REST API, and wait for its run to end."""
+    assert cluster.authserver is not None
+    _wait_for_dag(cluster)
+    cluster.api("PATCH", f"/api/v2/dags/{DAG_ID}", json={"is_paused": False})
+    started = time.monotonic()
+    run_id = cluster.api("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": None})["dag_run_id"]
+    while (state := cluster.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")["state"]) not in {
+        "success",
+        "failed",
+    }:
+        cluster.check_alive()
+        if time.monotonic() - started > RUN_TIMEOUT:
+            counts = _state_counts(_task_instances(cluster, run_id))
+            pytest.fail(
+                f"run {run_id} still {state} after {RUN_TIMEOUT:.0f} s; task states {counts}\n\n{cluster.log_tails()}",
+                pytrace=False,
+            )
+        time.sleep(2)
+    seconds = time.monotonic() - started
+    cluster.timings["DAG run"] = seconds
+    records: dict[str, list[dict[str, Any]]] | ClusterError
+    try:  # now, before the connection test below adds a token request of its own
+        records = {
+            "token_requests": cluster.authserver.token_requests(),
+            "api_requests": cluster.authserver.api_requests(),
+        }
+    except ClusterError as exc:
+        records = exc
+    return FinishedRun(run_id, state, seconds, _task_instances(cluster, run_id), records)
+
+
+def _xcom(cluster: Cluster, run: FinishedRun, task_id: str, map_index: int = -1) -> Any:
+    path = f"/api/v2/dags/{DAG_ID}/dagRuns/{run.run_id}/taskInstances/{task_id}/xcomEntries/return_value"
+    return cluster.api("GET", path, params={"map_index": map_index})["value"]
+
+
+def _log_events(cluster: Cluster, run: FinishedRun, ti: dict[str, Any]) -> list[dict[str, Any]]:
+    """The task's log as the UI shows it (the api-server reads it from the shared logs volume)."""
+    path = f"/api/v2/dags/{DAG_ID}/dagRuns/{run.run_id}/taskInstances/{ti['task_id']}/logs/{ti['try_number']}"
+    answer = cluster.api("GET", path, params={"map_index": ti["map_index"]}, headers={"Accept": "application/json"})
+    return answer["content"]
+
+
+def test_the_repository_dags_import_without_errors(cluster: Cluster) -> None:
+    """The compose stack mounts dags/: every file parses in the dag-processor with the compose settings."""
+    _wait_for_dag(cluster)
+    errors = cluster.api("GET", "/api/v2/importErrors")
+    assert errors["total_entries"] == 0, errors["import_errors"]
+
+
+def _log_excerpt(cluster: Cluster, run: FinishedRun, ti: dict[str, Any], lines: int = 25) -> str:
+    try:
+        events = _log_events(cluster, run, ti)
+    except ClusterError as exc:
+        return f"(no log: {exc})"
+    return "\n".join(f"  {event.get('level', '')} {event.get('event')}" for event in events[-lines:])
+
+
+def test_every_task_instance_succeeded(cluster: Cluster, finished_run: FinishedRun, summary: list[str]) -> None:
+    summary.append(f"DAG run: {finished_run.state} in {finished_run.seconds:.1f} s")
+    not_ok = [ti for ti in finished_run.task_instances if ti["state"] != "success"]
+    details = "\n".join(
+        f"{ti['task_id']}[{ti['map_index']}] {ti['state']}:\n{_log_excerpt(cluster, finished_run, ti)}"
+        for ti in not_ok[:3]
+    )
+    assert not not_ok, (
+        f"{len(not_ok)} task instances did not succeed: {_state_counts(not_ok)}\n{details}\n\n{cluster.log_tails()}"
+    )
+    assert finished_run.state == "success"
+    assert sorted(ti["map_index"] for ti in finished_run.of("whoami")) == list(range(MAPPED_CALLS))
+    assert sorted(ti["map_index"] for ti in finished_run.of("jobs_deferred")) == list(range(DEFERRED_JOBS))
+    assert len(finished_run.of("items_deferred")) == 1
+    assert len(finished_run.of("subjects")) == 1
+    assert len(finished_run.task_instances) == MAPPED_CALLS + DEFERRED_JOBS + 2
+
+
+def test_every_mapped_call_saw_the_connection_subject(cluster: Cluster, finished_run: FinishedRun) -> None:
+    summary = _xcom(cluster, finished_run, "subjects")
+    assert summary == {"calls": MAPPED_CALLS, "subjects": ["demo-user"], "clients": ["demo-client"]}
+
+
+def test_the_api_saw_only_authenticated_calls(finished_run: FinishedRun) -> None:
+    """Every token request was granted and every API call carried a valid token of the subject."""
+    refused = [
+        (r["status"], r["error"], r["error_description"]) for r in finished_run.token_requests if not r["success"]
+    ]
+    assert not refused, f"refused token requests: {refused[:10]}"
+    calls = Counter((r["path"], r["status"], r["subject"]) for r in finished_run.api_requests)
+    assert all(status == 200 and subject == "demo-user" for _, status, subject in calls), calls
+    assert calls[("/api/whoami", 200, "demo-user")] == MAPPED_CALLS
+
+
+def test_both_workers_ran_tasks(cluster: Cluster, finished_run: FinishedRun, summary: list[str]) -> None:
+    """Each worker logs the id of every task instance it executes (``Executing workload in Celery``)."""
+    ran_by = {
+        component.name: {ti["id"] for ti in finished_run.task_instances if ti["id"] in component.log.read_text()}
+        for component in cluster.components
+        if component.name.startswith("airflow-worker-")
+    }
+    counts = {name: len(ids) for name, ids in ran_by.items()}
+    summary.append(f"task instances per worker: {counts}")
+    assert len(ran_by) == cluster.workers
+    assert all(ran_by.values()), f"a worker ran no task: {counts}"
+    unseen = {ti["id"] for ti in finished_run.task_instances}.difference(*ran_by.values())
+    assert not unseen, f"{len(unseen)} task instances are in no worker's log"
+
+
+def test_the_triggerer_ran_the_deferred_tasks(cluster: Cluster, finished_run: FinishedRun) -> None:
+    """Each deferred task's log holds its trigger's events, written by the triggerer job."""
+    triggerers = cluster.api("GET", "/api/v2/jobs", params={"job_type": "TriggererJob"})["jobs"]
+    assert len(triggerers) == 1, triggerers
+    trigger_log = f".trigger.{triggerers[0]['id']}.log"
+    for task_id in DEFERRED_TASKS:
+        for ti in finished_run.of(task_id):
+            events = _log_events(cluster, finished_run, ti)
+            names = [str(event.get("event")) for event in events]
+            where = f"{task_id}[{ti['map_index']}]"
+            assert any(name.endswith(trigger_log) for name in names), f"{where}: no log from the triggerer: {names[:8]}"
+            assert "Trigger fired event" in names, f"{where}: its trigger never fired"
+            assert "trigger completed" in names, f"{where}: its trigger did not complete"
+    # Paging in deferrable mode: one deferral per page, the pages' results in the XCom.
+    assert _xcom(cluster, finished_run, "items_deferred") == ITEM_PAGES
+
+
+def test_token_requests_of_the_run(finished_run: FinishedRun, summary: list[str]) -> None:
+    """How many tokens the whole stack asked for: the number a shared token cache brings down to one."""
+    processes = MAPPED_CALLS + 1  # one whoami task process each, and the triggerer
+    summary.append(
+        f"token requests during the DAG run: {len(finished_run.token_requests)} "
+        f"({MAPPED_CALLS} mapped task processes and the triggerer used the connection; "
+        f"connection extra added: {CONNECTION_EXTRA or 'none'})"
+    )
+    least, most = expected_token_requests(CONNECTION_EXTRA)
+    assert len(finished_run.token_requests) >= least
+    if most is not None:
+        assert len(finished_run.token_requests) <= most
+    else:  # the per-process cache: no process asks twice for the same valid token
+        assert len(finished_run.token_requests) <= processes
+
+
+def test_no_secret_in_task_or_component_logs(cluster: Cluster, finished_run: FinishedRun, summary: list[str]) -> None:
+    """Deployed workers mask task logs (dag.test() does not): no token, assertion or keystore password in them.
+
+    The access tokens are looked for when the authserver runs in this process (it can list them);
+    assertions are found by their JWT shape, the keystore password by its value.
+    """
+    assert cluster.authserver is not None
+    extra = json.loads(cluster.service_env("airflow-worker")[CONN_VAR])["extra"]
+    secrets = [extra["keystore_password"]]
+    tokens = cluster.authserver.issued_access_tokens()
+    if tokens is None:
+        summary.append("log scan: keystore password, JWT-shaped values (and access tokens with in-process)")
+    else:
+        assert tokens, "the authserver issued no token"
+        secrets += tokens
+    logs = [path for path in cluster.host_path(f"{IMAGE_AIRFLOW_HOME}/logs").rglob("*.log") if path.is_file()]
+    logs += list(cluster.logs().values())
+    assert len(logs) > MAPPED_CALLS, f"only {len(logs)} log files"
+    for path in logs:
+        text = path.read_text(errors="replace")
+        leaked = [secret[:4] + "..." for secret in secrets if secret in text]
+        assert not leaked, f"{path} holds secrets: {leaked}"
+        found = JWT_PATTERN.search(text)
+        assert found is None, f"{path} holds a JWT (an assertion?): {found.group(0)[:12]}..."
+
+
+def test_compose_health_checks_pass(cluster: Cluster) -> None:
+    """Each service's health check from docker-compose.yaml, run once as written (see Cluster.start)."""
+    cluster.compose_healthchecks()
+
+
+def test_connection_test_on_the_api_server(cluster: Cluster) -> None:
+    """The connection form's Test button ([core] test_connection = Enabled in the compose file)."""
+    answer = cluster.api(
+        "POST", "/api/v2/connections/test", json={"connection_id": "jwt_bearer_default", "conn_type": "jwt_bearer"}
+    )
+    assert answer["status"] is True, answer["message"]
+    assert "Token obtained" in answer["message"]
+    assert CONN_VAR in cluster.service_env("airflow-apiserver")
