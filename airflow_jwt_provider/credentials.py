@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from datetime import timedelta
 
 import requests
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 
 #: Microsoft's on-behalf-of flow marks the jwt-bearer request with this parameter.
 ON_BEHALF_OF_PARAMS = {"requested_token_use": "on_behalf_of"}
+#: Distinct token parameters whose cache key one credentials object remembers.
+_CACHE_KEY_MEMO = 256
 #: A client assertion (private_key_jwt) never needs to live longer than this.
 MAX_CLIENT_ASSERTION_LIFETIME = 300
 
@@ -86,6 +89,8 @@ class JwtBearerCredentials:
         self.issuer: str = issuer
         self.client_id = settings.client_id or key_issuer
         self.key_fingerprint = public_key_fingerprint(signer.public_key)
+        self._cache_keys: dict[TokenParameters, str] = {}
+        self._cache_keys_lock = threading.Lock()
         self.minter = AssertionMinter(signer, key_id=key_id or settings.key_id, x5t=settings.x5t)
         self.client = TokenClient(
             token_url,
@@ -181,7 +186,21 @@ class JwtBearerCredentials:
     # -- tokens -----------------------------------------------------------------------------
 
     def token_cache_key(self, params: TokenParameters = DEFAULT_TOKEN) -> str:
-        """Everything that changes the token: endpoint, client and its secret, iss, sub, aud, scope, claims, key."""
+        """Everything that changes the token: endpoint, client and its secret, iss, sub, aud, scope, claims, key.
+
+        Computed once per distinct ``params`` (a digest over canonical JSON is not free, and every
+        API call asks), in a small bounded memo.
+        """
+        key = self._cache_keys.get(params)
+        if key is None:
+            key = self._compute_cache_key(params)
+            with self._cache_keys_lock:
+                self._cache_keys[params] = key
+                if len(self._cache_keys) > _CACHE_KEY_MEMO:
+                    del self._cache_keys[next(iter(self._cache_keys))]
+        return key
+
+    def _compute_cache_key(self, params: TokenParameters) -> str:
         return cache_key(
             token_url=self.token_url,
             client_id=self.client_id,

@@ -34,15 +34,16 @@ REPLACEMENT = "***"
 
 #: A JWS/JWT in compact form: ``eyJ`` is the base64url of ``{"``.
 JWT_RE = re.compile(r"eyJ[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*)?")
-#: The credential after an HTTP authentication scheme (``Authorization: Bearer <credential>``).
-AUTH_SCHEME_RE = re.compile(r"(?i)\b(bearer|basic|dpop|mac|token)(\s+)[A-Za-z0-9\-._~+/!]{6,}=*")
-#: The value of a field that holds a credential, in JSON (``"access_token": "…"``) or a form / query string.
+#: The credential after an HTTP authentication scheme (``Authorization: Bearer <credential>``): at least
+#: 8 characters, not all lower-case letters (so ``bearer tokens`` or ``basic authentication`` stay).
+AUTH_SCHEME_RE = re.compile(
+    r"(?i:\b(bearer|basic|dpop))(\s+)(?=[A-Za-z0-9\-._~+/!]*[A-Z0-9\-._~+/!])[A-Za-z0-9\-._~+/!]{8,}=*"
+)
+_CREDENTIAL_NAMES = r"access_token|refresh_token|id_token|assertion|client_assertion|client_secret|subject_token"
+#: The value of a field that holds a credential: JSON (``"access_token": "…"``) or a form / query
+#: string (``assertion=…``); prose such as "the assertion: it expired" is left alone.
 CREDENTIAL_FIELD_RE = re.compile(
-    r"""(?ix)
-    ( ["']? (?:access_token|refresh_token|id_token|assertion|client_assertion|client_secret|subject_token)
-      ["']? \s* [:=] \s* ["']? )
-    [^"'&\s,;}]+
-    """
+    rf"""(?i)((?:["'](?:{_CREDENTIAL_NAMES})["']\s*:\s*["']?)|(?:\b(?:{_CREDENTIAL_NAMES})=))[^"'&\s,;}}]+"""
 )
 #: Runs of characters an opaque token is made of (RFC 6750 b64token, plus ``!`` for Salesforce).
 _MIN_TOKEN_LENGTH = 16

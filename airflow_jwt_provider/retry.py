@@ -70,9 +70,9 @@ class RetryPolicy:
         if isinstance(value, RetryPolicy):
             return value
         if value is None or value is True:
-            return cls()
+            return DEFAULT_RETRY
         if value is False:
-            return cls(max_attempts=1)
+            return NO_RETRY
         if isinstance(value, Mapping):
             names = [f.name for f in fields(cls)]
             unknown = sorted(set(value) - set(names))
@@ -158,6 +158,9 @@ class RetryState:
         return wait
 
 
+#: The policy of ``retry=True`` (and of operators by default), and of ``retry=False``.
+DEFAULT_RETRY = RetryPolicy()
+NO_RETRY = RetryPolicy(max_attempts=1)
 #: Token requests: a few quick attempts, each with a new assertion (never the same ``jti``).
 TOKEN_REQUEST_RETRY = RetryPolicy(max_attempts=3, backoff=0.5, max_wait=30.0, retry_non_idempotent=True)
 

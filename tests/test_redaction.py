@@ -30,6 +30,12 @@ OPAQUE = "Qx7-opaque_token.value~with/chars+42=="
         (f"grant_type=x&assertion={JWT}&scope=a", "grant_type=x&assertion=***&scope=a"),
         (f"client_secret={OPAQUE}&client_id=c", "client_secret=***&client_id=c"),
         ("a plain sentence about bearer bonds", "a plain sentence about bearer bonds"),
+        (
+            "Token endpoint https://login.example.com/token answered",
+            "Token endpoint https://login.example.com/token answered",
+        ),
+        ("basic authentication failed", "basic authentication failed"),
+        ("the assertion: it expired", "the assertion: it expired"),
         ("GET https://api.example.com/v2/items?page=2", "GET https://api.example.com/v2/items?page=2"),
     ],
 )
