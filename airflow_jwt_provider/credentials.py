@@ -18,9 +18,7 @@ import requests
 
 from airflow_jwt_provider.access_token import AccessToken
 from airflow_jwt_provider.assertion import AssertionMinter
-from airflow_jwt_provider.certificates import certificate_warning, check_certificate
 from airflow_jwt_provider.exceptions import JwtBearerConfigError
-from airflow_jwt_provider.keys import KeyRequest, load_signing_key
 from airflow_jwt_provider.redaction import install_log_redaction
 from airflow_jwt_provider.settings import (
     CLIENT_CREDENTIALS_GRANT,
@@ -28,7 +26,7 @@ from airflow_jwt_provider.settings import (
     JwtBearerSettings,
 )
 from airflow_jwt_provider.signers.base import Signer, describe_public_key, public_key_fingerprint
-from airflow_jwt_provider.signers.local import LocalKeySigner
+from airflow_jwt_provider.signers.factory import SigningChoice, choose_key
 from airflow_jwt_provider.token_cache import TOKEN_CACHE, TokenCache, cache_key
 from airflow_jwt_provider.token_client import ClientAuthentication, TokenClient
 from airflow_jwt_provider.token_parameters import DEFAULT_TOKEN, TokenParameters
@@ -52,6 +50,8 @@ class JwtBearerCredentials:
         used when the connection sets neither ``issuer`` nor Login.
     :param key_token_url: the token endpoint the key material names (a Google key's
         ``token_uri``), used when the connection sets no ``auth_url``.
+    :param key_id: the ``kid`` of the signer's key, when it is not the connection's ``key_id``
+        (one kid per key during a rotation).
     :param cache: where tokens are shared; the process-wide cache by default.
     :param session: the ``requests`` session used for token requests.
     """
@@ -63,12 +63,15 @@ class JwtBearerCredentials:
         *,
         key_issuer: str | None = None,
         key_token_url: str | None = None,
+        key_id: str | None = None,
         cache: TokenCache = TOKEN_CACHE,
         session: requests.Session | None = None,
     ) -> None:
         self.settings = settings
         self.signer = signer
         self.cache = cache
+        #: How :meth:`from_settings` chose the key (which one, its warning, the keys passed over).
+        self.choice: SigningChoice | None = None
         token_url = settings.auth_url or key_token_url
         if token_url is None:
             raise JwtBearerConfigError(
@@ -88,7 +91,7 @@ class JwtBearerCredentials:
         self.key_fingerprint = public_key_fingerprint(signer.public_key)
         self._cache_keys: dict[TokenParameters, str] = {}
         self._cache_keys_lock = threading.Lock()
-        self.minter = AssertionMinter(signer, key_id=settings.key_id, x5t=settings.x5t)
+        self.minter = AssertionMinter(signer, key_id=key_id or settings.key_id, x5t=settings.x5t)
         self.client = TokenClient(
             token_url,
             ClientAuthentication(
@@ -104,19 +107,35 @@ class JwtBearerCredentials:
         install_log_redaction()  # once per process: per-call credentials never reach a log line
 
     @classmethod
-    def from_settings(cls, settings: JwtBearerSettings, *, cache: TokenCache = TOKEN_CACHE) -> JwtBearerCredentials:
-        """Credentials with the key ``settings`` designate; refuses an expired certificate, warns near expiry.
+    def from_settings(
+        cls,
+        settings: JwtBearerSettings,
+        *,
+        cache: TokenCache = TOKEN_CACHE,
+        session: requests.Session | None = None,
+    ) -> JwtBearerCredentials:
+        """Credentials with the key ``settings`` designate (:func:`~airflow_jwt_provider.signers.factory.choose_key`).
 
-        Loading a key is slow (decryption, key checks) and cached per process by content, so
-        building credentials for every hook costs a digest of the key material.
+        Refuses a key whose certificate expired, warns near expiry, and logs which key signs.
+        Keys and device signers are cached per process, so building credentials for every hook
+        costs a digest of the key material (or of the device settings).
         """
-        key = load_signing_key(KeyRequest.from_settings(settings))
-        check_certificate(key.certificate, key.alias)
-        warning = certificate_warning(key.certificate, key.alias)
-        if warning:
-            log.warning("Connection %r: %s", settings.conn_id, warning)
-        signer = LocalKeySigner(key, settings.algorithm)
-        return cls(settings, signer, key_issuer=key.issuer, key_token_url=key.token_uri, cache=cache)
+        choice = choose_key(settings)
+        if choice.warning:
+            log.warning("%s", choice.warning)
+        log.info("Connection %r: %s", settings.conn_id, choice.describe())
+        key = choice.key
+        credentials = cls(
+            settings,
+            key.signer,
+            key_issuer=key.issuer,
+            key_token_url=key.token_uri,
+            key_id=key.key_id,
+            cache=cache,
+            session=session,
+        )
+        credentials.choice = choice
+        return credentials
 
     def __repr__(self) -> str:
         return f"JwtBearerCredentials(conn_id={self.settings.conn_id!r}, token_url={self.token_url!r})"

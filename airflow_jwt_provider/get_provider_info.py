@@ -30,6 +30,16 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         },
     ),
     "auth_url": _field("Token endpoint URL", "Where the JWT is exchanged for a token (also the default 'aud')."),
+    "signer": _field(
+        "Signer",
+        "Where the private key lives: local (key file or inline key, the default), pkcs11 (an HSM or smart card), "
+        "aws_kms (an AWS KMS key). Settings of another signer are refused.",
+        {
+            "type": ["string", "null"],
+            "values_display": _UNSET_DISPLAY,
+            "enum": [None, "local", "pkcs11", "aws_kms"],
+        },
+    ),
     "key_file": _field(
         "Key file path",
         "Keystore (JKS, JCEKS, PKCS#12), PEM private key or Google service-account JSON, readable by workers.",
@@ -40,9 +50,15 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         _SECRET,
     ),
     "keystore_password": _field(
-        "Keystore password", "Store password; also the passphrase of an encrypted PEM.", _SECRET
+        "Keystore password / PIN",
+        "Store password; also the passphrase of an encrypted PEM, and the user PIN of the token with signer pkcs11.",
+        _SECRET,
     ),
-    "key_alias": _field("Key alias", "Entry to sign with; required when the keystore holds several keys."),
+    "key_alias": _field(
+        "Key alias",
+        "The key that signs: keystore alias, PKCS#11 key label or KMS key id/ARN/alias. Several, comma-separated, "
+        "to rotate: the first valid one signs.",
+    ),
     "key_password": _field("Key password", "Password of the key entry, if it differs from the store's.", _SECRET),
     "keystore_type": _field(
         "Keystore type",
@@ -52,6 +68,20 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
             "values_display": _UNSET_DISPLAY,
             "enum": [None, "jks", "jceks", "pkcs12", "pem", "google_json"],
         },
+    ),
+    "pkcs11_module": _field(
+        "PKCS#11 module", "signer pkcs11: path of the HSM vendor's PKCS#11 library (.so) on every worker."
+    ),
+    "pkcs11_token_label": _field("PKCS#11 token label", "signer pkcs11: the label of the token holding the key."),
+    "pkcs11_key_id": _field(
+        "PKCS#11 key id", "signer pkcs11: the key's CKA_ID in hex, instead of (or with) its label in Key alias."
+    ),
+    "aws_conn_id": _field(
+        "AWS connection", "signer aws_kms: the Airflow aws connection with credentials and region; default aws_default."
+    ),
+    "certificate_file": _field(
+        "Certificate file",
+        "signer pkcs11 or aws_kms: PEM/DER certificate of the key, when the device holds only the key (x5t headers).",
     ),
     "issuer": _field("Issuer (iss)", "Defaults to the client id (Login)."),
     "subject": _field("Subject (sub)", "User, account or enterprise id the token acts for; tasks may override."),
@@ -72,7 +102,11 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
             "enum": [None, "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"],
         },
     ),
-    "key_id": _field("Key id (kid)", "kid header, as registered with the server (Box public key id, ...)."),
+    "key_id": _field(
+        "Key id (kid)",
+        'kid header, as registered with the server (Box public key id, ...); a JSON list ["k2", "k1"] gives one '
+        "per Key alias entry.",
+    ),
     "x5t": _field(
         "Certificate thumbprint headers", "Add x5t#S256 and x5t (Microsoft Entra).", {"type": ["boolean", "null"]}
     ),
@@ -143,6 +177,8 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_jwt_provider.triggers.http"],
             }
         ],
+        # `airflow jwt-bearer inspect|export|check|mint|token`; the definitions import nothing heavy.
+        "cli": ["airflow_jwt_provider.cli.definition.get_cli_commands"],
         "connection-types": [
             {
                 "connection-type": "jwt_bearer",

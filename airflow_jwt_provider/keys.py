@@ -13,9 +13,7 @@ import base64
 import binascii
 import hashlib
 import json
-import threading
-from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -29,6 +27,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from airflow_jwt_provider.exceptions import KeystoreError
 from airflow_jwt_provider.pkcs12_entries import KeyBag, PfxStructureError, iter_key_bags
+from airflow_jwt_provider.process_cache import ProcessCache
 from airflow_jwt_provider.settings import KeySource
 from airflow_jwt_provider.signers.base import (
     ES_CURVES,
@@ -100,44 +99,24 @@ class KeyRequest:
     key_password: str | None = field(default=None, repr=False)
 
     @classmethod
-    def from_settings(cls, settings: JwtBearerSettings) -> KeyRequest:
+    def from_settings(cls, settings: JwtBearerSettings, alias: str | None = None) -> KeyRequest:
+        """The request for entry ``alias`` of the connection's key file (default: its first key_alias)."""
+        if settings.key_source is None:
+            raise KeystoreError(
+                f"Connection {settings.conn_id!r} signs with signer {settings.signer!r}, which reads no key file",
+                field="signer",
+            )
         return cls(
             source=settings.key_source,
             keystore_type=settings.keystore_type,
             keystore_password=settings.keystore_password,
-            key_alias=settings.key_alias,
+            key_alias=alias if alias is not None else next(iter(settings.key_aliases), None),
             key_password=settings.key_password,
         )
 
 
-class _KeyCache:
-    """A small process-wide LRU of loaded keys, keyed by a digest of material and secrets."""
-
-    def __init__(self, max_entries: int = 64) -> None:
-        self._entries: OrderedDict[str, SigningKey] = OrderedDict()
-        self._lock = threading.Lock()
-        self._max_entries = max_entries
-        self.loads = 0  # how many times a key was really parsed/decrypted (benchmarks, tests)
-
-    def get_or_load(self, digest: str, load: Callable[[], SigningKey]) -> SigningKey:
-        with self._lock:  # loading is rare and slow: one at a time avoids double decryption
-            key = self._entries.get(digest)
-            if key is not None:
-                self._entries.move_to_end(digest)
-                return key
-            key = load()
-            self.loads += 1
-            self._entries[digest] = key
-            if len(self._entries) > self._max_entries:
-                self._entries.popitem(last=False)
-            return key
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-
-KEY_CACHE = _KeyCache()
+#: Loaded keys by a digest of the material and the secrets that open it.
+KEY_CACHE: ProcessCache[SigningKey] = ProcessCache()
 
 
 def load_signing_key(request: KeyRequest) -> SigningKey:
@@ -153,6 +132,14 @@ def load_signing_key(request: KeyRequest) -> SigningKey:
     ):
         digest.update(hashlib.sha256(part).digest())
     return KEY_CACHE.get_or_load(digest.hexdigest(), lambda: _KeyLoader(request, material).load())
+
+
+def load_every_signing_key(request: KeyRequest) -> list[SigningKey]:
+    """Every private-key entry of the key material, in the store's order (``key_alias`` is ignored).
+
+    For inspection (``airflow jwt-bearer inspect``): nothing is cached, every entry is decrypted.
+    """
+    return _KeyLoader(request, _read_material(request.source)).load_every()
 
 
 def _read_material(source: KeySource) -> bytes:
@@ -200,8 +187,26 @@ def detect_keystore_type(material: bytes) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class _Entry:
+    """One private-key entry of the key material, not decrypted yet.
+
+    ``alias`` is ``None`` for formats that hold one key and have no names (PEM, Google JSON).
+    ``certificates`` are the candidates for the key's certificate (the one whose public key
+    matches is kept). ``issuer``, ``key_id`` and ``token_uri`` come from a Google JSON key.
+    """
+
+    alias: str | None
+    open: KeyOpener
+    store_type: str
+    certificates: Callable[[], list[x509.Certificate]] = list
+    issuer: str | None = None
+    key_id: str | None = None
+    token_uri: str | None = None
+
+
 class _KeyLoader:
-    """Turns key material into a :class:`SigningKey`; one method per format."""
+    """Turns key material into a :class:`SigningKey`; one reader per format lists its entries."""
 
     def __init__(self, request: KeyRequest, material: bytes) -> None:
         self.request = request
@@ -213,6 +218,31 @@ class _KeyLoader:
         return KeystoreError(f"{self.where}: {problem}", field=field_name or self.field)
 
     def load(self) -> SigningKey:
+        """The entry ``key_alias`` names (or the only one), decrypted."""
+        return self._signing_key(self._select(self._entries()))
+
+    def load_every(self) -> list[SigningKey]:
+        """Every entry, decrypted, in the store's order."""
+        entries = self._entries()
+        if not entries:
+            raise self.error("holds no private-key entry; keytool -list shows what it contains")
+        return [self._signing_key(entry) for entry in entries]
+
+    def _signing_key(self, entry: _Entry) -> SigningKey:
+        private_key = _signing_private_key(entry.open(), self.error)
+        key = SigningKey(
+            private_key=private_key,
+            store_type=entry.store_type,
+            alias=entry.alias,
+            certificate=_matching_certificate(private_key, entry.certificates()),
+            issuer=entry.issuer,
+            key_id=entry.key_id,
+            token_uri=entry.token_uri,
+        )
+        _check_key_strength(key, self.error)
+        return key
+
+    def _entries(self) -> list[_Entry]:
         detected = detect_keystore_type(self.material)
         if detected is None:
             raise self.error(
@@ -227,13 +257,11 @@ class _KeyLoader:
                 f"the provider detect it, or set it to {detected!r}",
                 "keystore_type",
             )
-        key = _LOADERS[detected](self)
-        _check_key_strength(key, self.error)
-        return key
+        return _READERS[detected](self)
 
     # -- formats ------------------------------------------------------------------------
 
-    def _load_pkcs12(self) -> SigningKey:
+    def _read_pkcs12(self) -> list[_Entry]:
         password = _password_bytes(self.request.keystore_password)
         try:
             bundle = pkcs12.load_pkcs12(self.material, password)
@@ -243,15 +271,11 @@ class _KeyLoader:
                 "(PKCS#12 cannot tell the two apart)",
                 "keystore_password",
             ) from None
-        certificates = [c for c in ([bundle.cert] if bundle.cert else []) + list(bundle.additional_certs)]
-        entries = self._pkcs12_key_entries(password, bundle)
-        alias, private_key = self._select(entries)
-        return SigningKey(
-            private_key=private_key,
-            store_type="pkcs12",
-            alias=alias,
-            certificate=_matching_certificate(private_key, [c.certificate for c in certificates]),
-        )
+        certificates = [c.certificate for c in ([bundle.cert] if bundle.cert else []) + list(bundle.additional_certs)]
+        return [
+            _Entry(alias, opener, "pkcs12", lambda: certificates)
+            for alias, opener in self._pkcs12_key_entries(password, bundle).items()
+        ]
 
     def _pkcs12_key_entries(
         self, password: bytes | None, bundle: pkcs12.PKCS12KeyAndCertificates
@@ -291,7 +315,7 @@ class _KeyLoader:
 
         return decrypt
 
-    def _load_java_keystore(self, store_type: str) -> SigningKey:
+    def _read_java_keystore(self, store_type: str) -> list[_Entry]:
         _import_pyjks(self.where, store_type, self.request.source.path)
         import jks
 
@@ -325,17 +349,12 @@ class _KeyLoader:
 
             return decrypt
 
-        alias, private_key = self._select({a: opener(e) for a, e in store.private_keys.items()})
-        entry = store.private_keys[alias]
-        chain = [x509.load_der_x509_certificate(der) for _type, der in entry.cert_chain]
-        return SigningKey(
-            private_key=private_key,
-            store_type=store_type,
-            alias=alias,
-            certificate=_matching_certificate(private_key, chain),
-        )
+        def chain(entry: jks.PrivateKeyEntry) -> Callable[[], list[x509.Certificate]]:
+            return lambda: [x509.load_der_x509_certificate(der) for _type, der in entry.cert_chain]
 
-    def _load_pem(self) -> SigningKey:
+        return [_Entry(alias, opener(e), store_type, chain(e)) for alias, e in store.private_keys.items()]
+
+    def _read_pem(self) -> list[_Entry]:
         text = self.material
         password = _password_bytes(self.request.keystore_password)
         try:
@@ -354,15 +373,9 @@ class _KeyLoader:
             ) from None
         except Exception:
             raise self.error("the PEM private key uses an unsupported format or algorithm") from None
-        private_key = _signing_private_key(loaded, self.error)
-        certificates = _pem_certificates(text)
-        return SigningKey(
-            private_key=private_key,
-            store_type="pem",
-            certificate=_matching_certificate(private_key, certificates),
-        )
+        return [_Entry(None, lambda: loaded, "pem", lambda: _pem_certificates(text))]
 
-    def _load_google_json(self) -> SigningKey:
+    def _read_google_json(self) -> list[_Entry]:
         try:
             document = json.loads(self.material)
         except ValueError:
@@ -377,45 +390,52 @@ class _KeyLoader:
             private_key = serialization.load_pem_private_key(document["private_key"].encode(), None)
         except (ValueError, TypeError):
             raise self.error("the private_key inside the service-account JSON cannot be read") from None
-        return SigningKey(
-            private_key=_signing_private_key(private_key, self.error),
-            store_type="google_json",
-            issuer=document["client_email"],
-            key_id=document.get("private_key_id"),
-            token_uri=document.get("token_uri"),
-        )
+        return [
+            _Entry(
+                None,
+                lambda: private_key,
+                "google_json",
+                issuer=document["client_email"],
+                key_id=document.get("private_key_id"),
+                token_uri=document.get("token_uri"),
+            )
+        ]
 
     # -- entry selection ----------------------------------------------------------------------
 
-    def _select(self, entries: Mapping[str, KeyOpener]) -> tuple[str, SigningPrivateKey]:
-        """Pick the entry named by key_alias (case-insensitive), or the only one; then open it."""
+    def _select(self, entries: list[_Entry]) -> _Entry:
+        """The entry named by key_alias (case-insensitive), or the only one.
+
+        Formats without names (PEM, Google JSON) hold one key, which key_alias does not select.
+        """
         if not entries:
             raise self.error("holds no private-key entry; keytool -list shows what it contains")
+        if len(entries) == 1 and entries[0].alias is None:
+            return entries[0]
+        by_alias = {entry.alias or "": entry for entry in entries}
         wanted = self.request.key_alias
-        names = ", ".join(sorted(entries))
+        names = ", ".join(sorted(by_alias))
         if wanted is None:
             if len(entries) > 1:
                 raise self.error(
                     f"holds several private-key entries ({names}); set key_alias to the one to sign with",
                     "key_alias",
                 )
-            alias = next(iter(entries))
-        else:
-            by_folded = {a.lower(): a for a in entries}
-            found = by_folded.get(wanted.lower())
-            if found is None:
-                raise self.error(f"has no private-key entry {wanted!r}; its entries are: {names}", "key_alias")
-            alias = found
-        return alias, _signing_private_key(entries[alias](), self.error)
+            return entries[0]
+        by_folded = {alias.lower(): entry for alias, entry in by_alias.items()}
+        found = by_folded.get(wanted.lower())
+        if found is None:
+            raise self.error(f"has no private-key entry {wanted!r}; its entries are: {names}", "key_alias")
+        return found
 
 
-#: Key material format (as :func:`detect_keystore_type` names it) → the loader that reads it.
-_LOADERS: dict[str, Callable[[_KeyLoader], SigningKey]] = {
-    "pkcs12": _KeyLoader._load_pkcs12,
-    "jks": lambda loader: loader._load_java_keystore("jks"),
-    "jceks": lambda loader: loader._load_java_keystore("jceks"),
-    "pem": _KeyLoader._load_pem,
-    "google_json": _KeyLoader._load_google_json,
+#: Key material format (as :func:`detect_keystore_type` names it) → the reader that lists its entries.
+_READERS: dict[str, Callable[[_KeyLoader], list[_Entry]]] = {
+    "pkcs12": _KeyLoader._read_pkcs12,
+    "jks": lambda loader: loader._read_java_keystore("jks"),
+    "jceks": lambda loader: loader._read_java_keystore("jceks"),
+    "pem": _KeyLoader._read_pem,
+    "google_json": _KeyLoader._read_google_json,
 }
 
 

@@ -40,6 +40,25 @@ SIGNING_ALGORITHMS = (
     "EdDSA",
 )
 KEYSTORE_TYPES = ("jks", "jceks", "pkcs12", "pem", "google_json")
+#: Where the private key lives: a key file or inline key loaded on the worker, a PKCS#11
+#: device (HSM, smart card), an AWS KMS key.
+SIGNERS = ("local", "pkcs11", "aws_kms")
+DEFAULT_AWS_CONN_ID = "aws_default"
+#: The settings only some signers read. Set with another signer they are refused, naming both,
+#: rather than ignored: a key_file left over after the key moved into an HSM would suggest
+#: that the file still signs.
+SIGNER_SETTINGS: dict[str, tuple[str, ...]] = {
+    "key_file": ("local",),
+    "private_key": ("local",),
+    "key_password": ("local",),
+    "keystore_type": ("local",),
+    "keystore_password": ("local", "pkcs11"),
+    "pkcs11_module": ("pkcs11",),
+    "pkcs11_token_label": ("pkcs11",),
+    "pkcs11_key_id": ("pkcs11",),
+    "aws_conn_id": ("aws_kms",),
+    "certificate_file": ("pkcs11", "aws_kms"),
+}
 CLIENT_AUTH_METHODS = ("none", "client_secret_post", "client_secret_basic", "private_key_jwt")
 _FORM_PREFIX = "extra__jwt_bearer__"
 DEFAULT_LIFETIME = 60
@@ -60,6 +79,12 @@ EXTRA_KEYS = (
     "key_alias",
     "key_password",
     "keystore_type",
+    "signer",
+    "pkcs11_module",
+    "pkcs11_token_label",
+    "pkcs11_key_id",
+    "aws_conn_id",
+    "certificate_file",
     "issuer",
     "subject",
     "audience",
@@ -125,18 +150,30 @@ class JwtBearerSettings:
     """The validated settings of one ``jwt_bearer`` connection.
 
     Secrets are excluded from ``repr`` so that logging the object is harmless.
+
+    The key: ``signer`` says where it lives. ``key_aliases`` names it for every signer (the
+    keystore alias, the PKCS#11 key label, the KMS key id, ARN or alias), several during a key
+    rotation (first usable one signs); ``key_ids`` are then the ``kid`` of each, in the same
+    order, when the connection gives one per key. ``key_source`` (local signer only) is the key
+    file or inline key; ``keystore_password`` is also the user PIN of a PKCS#11 token.
     """
 
     conn_id: str
-    key_source: KeySource
+    key_source: KeySource | None = None
     auth_url: str | None = None
     api_base_url: str | None = None
     client_id: str | None = None
     client_secret: str | None = field(default=None, repr=False)
     keystore_password: str | None = field(default=None, repr=False)
-    key_alias: str | None = None
+    key_aliases: tuple[str, ...] = ()
     key_password: str | None = field(default=None, repr=False)
     keystore_type: str | None = None
+    signer: str = "local"
+    pkcs11_module: str | None = None
+    pkcs11_token_label: str | None = None
+    pkcs11_key_id: str | None = None
+    aws_conn_id: str | None = None
+    certificate_file: str | None = None
     issuer: str | None = None
     subject: str | None = None
     audience: str | tuple[str, ...] | None = None
@@ -145,6 +182,7 @@ class JwtBearerSettings:
     scope: str | None = None
     algorithm: str | None = None
     key_id: str | None = None
+    key_ids: tuple[str, ...] = ()
     x5t: bool = False
     nbf: bool = False
     client_auth: str = "none"
@@ -176,17 +214,22 @@ class JwtBearerSettings:
         return bool(self.preset and self.preset.scope_in_assertion)
 
     @classmethod
-    def from_connection(cls, conn: ConnectionLike) -> JwtBearerSettings:
-        """Validate ``conn`` and return its settings, or raise :class:`JwtBearerConfigError`."""
-        return _SettingsParser(conn).parse()
+    def from_connection(cls, conn: ConnectionLike, *, check_preset: bool = True) -> JwtBearerSettings:
+        """Validate ``conn`` and return its settings, or raise :class:`JwtBearerConfigError`.
+
+        :param check_preset: apply the preset's rules; ``airflow jwt-bearer check`` reports
+            them as a step of their own, after the settings themselves.
+        """
+        return _SettingsParser(conn, check_preset=check_preset).parse()
 
 
 class _SettingsParser:
     """One-shot parser; keeps the connection id at hand for error messages."""
 
-    def __init__(self, conn: ConnectionLike) -> None:
+    def __init__(self, conn: ConnectionLike, *, check_preset: bool = True) -> None:
         self.conn = conn
         self.conn_id = conn.conn_id
+        self.check_preset = check_preset
         raw = getattr(conn, "extra", None)
         if isinstance(raw, str) and raw.strip():
             # Parsed here rather than through extra_dejson, which logs a traceback and
@@ -201,6 +244,8 @@ class _SettingsParser:
             raise self.error("extra", "must be a JSON object of the keys listed in the README")
         # Older Airflow forms prefixed extras with ``extra__<conn_type>__``; accept both spellings.
         self.extra: dict[str, Any] = {k.removeprefix(_FORM_PREFIX): v for k, v in extra.items() if not _is_unset(v)}
+        #: What the connection itself sets (a preset's defaults are added to ``extra`` later).
+        self.given = frozenset(self.extra)
 
     def error(self, field_name: str, problem: str) -> JwtBearerConfigError:
         end = "" if problem.endswith((".", "?")) else "."
@@ -217,10 +262,11 @@ class _SettingsParser:
 
         client_id = _clean(self.conn.login)
         client_secret = _clean(self.conn.password)
-        key_source = self._key_source()
+        signer_fields = self._signer_group()
+        key_source: KeySource | None = signer_fields["key_source"]
         keystore_password = self._str("keystore_password")
         key_password = self._str("key_password")
-        for secret in (client_secret, keystore_password, key_password, key_source.inline):
+        for secret in (client_secret, keystore_password, key_password, key_source.inline if key_source else None):
             mask_stable_secret(secret)
 
         client_auth = self._choice("client_auth", CLIENT_AUTH_METHODS) or (
@@ -237,15 +283,14 @@ class _SettingsParser:
 
         settings = JwtBearerSettings(
             conn_id=self.conn_id,
-            key_source=key_source,
             auth_url=self._url("auth_url"),
             api_base_url=self._api_base_url(),
             client_id=client_id,
             client_secret=client_secret,
             keystore_password=keystore_password,
-            key_alias=self._str("key_alias"),
             key_password=key_password,
-            keystore_type=self._choice("keystore_type", KEYSTORE_TYPES, lower=True),
+            # a preset's keystore_type (Google's JSON key) means nothing to a device signer
+            keystore_type=self._choice("keystore_type", KEYSTORE_TYPES, lower=True) if key_source else None,
             issuer=self._str("issuer"),
             subject=self._str("subject"),
             audience=self._audience(),
@@ -253,7 +298,6 @@ class _SettingsParser:
             claims=self._claims(),
             scope=self._scope(),
             algorithm=self._choice("algorithm", SIGNING_ALGORITHMS),
-            key_id=self._str("key_id"),
             x5t=self._bool("x5t", False),
             nbf=self._bool("nbf", False),
             client_auth=client_auth,
@@ -266,6 +310,7 @@ class _SettingsParser:
             verify=self._verify(),
             proxies=self._proxies(),
             trusted_hosts=self._trusted_hosts(),
+            **signer_fields,
         )
         if settings.auth_url is None and settings.keystore_type != "google_json":
             raise self.error(
@@ -279,7 +324,7 @@ class _SettingsParser:
                 "(the client id) is empty; enter it in the Login field (it is the assertion's issuer "
                 "unless the issuer extra says otherwise)",
             )
-        if preset is not None:
+        if preset is not None and self.check_preset:
             preset.check(settings, self.error)
         return settings
 
@@ -302,6 +347,109 @@ class _SettingsParser:
             return get_preset(name)
         except KeyError as exc:
             raise self.error("preset", str(exc.args[0])) from None
+
+    def _signer_group(self) -> dict[str, Any]:
+        """The signer, and the settings that select and open its key (``JwtBearerSettings`` fields).
+
+        Refuses, naming both, a setting that another signer reads; requires what the chosen
+        signer needs. ``key_alias`` names the key for every signer and may list several (comma-
+        separated or a JSON list) for a rotation; ``key_id`` may then list one ``kid`` per key.
+        """
+        signer = self._choice("signer", SIGNERS, lower=True) or "local"
+        for key in sorted(self.given):
+            owners = SIGNER_SETTINGS.get(key)
+            if owners is not None and signer not in owners:
+                named = " or ".join(repr(owner) for owner in owners)
+                raise self.error(
+                    key,
+                    f"does not apply to signer {signer!r} (only signer {named} reads it); "
+                    f"remove {key} or set signer to {named}",
+                )
+        aliases = self._name_list("key_alias")
+        key_id, key_ids = self._key_ids(aliases)
+        fields: dict[str, Any] = {
+            "signer": signer,
+            "key_aliases": aliases,
+            "key_id": key_id,
+            "key_ids": key_ids,
+            "key_source": None,
+            "certificate_file": self._str("certificate_file"),
+        }
+        if signer == "local":
+            fields["key_source"] = self._key_source()
+        elif signer == "pkcs11":
+            fields["pkcs11_module"] = self._required(
+                "pkcs11_module", "the path of the HSM vendor's PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so"
+            )
+            fields["pkcs11_token_label"] = self._required(
+                "pkcs11_token_label", "the label of the token holding the key"
+            )
+            fields["pkcs11_key_id"] = self._str("pkcs11_key_id")
+            if self._str("keystore_password") is None:
+                raise self.error(
+                    "keystore_password",
+                    "(the user PIN of the PKCS#11 token with signer 'pkcs11') is empty; enter the PIN there "
+                    "(Airflow masks that field in logs, the UI and REST answers)",
+                )
+            if not aliases and fields["pkcs11_key_id"] is None:
+                raise self.error(
+                    "key_alias",
+                    "(the PKCS#11 key label) is empty and so is pkcs11_key_id; set the label of the private key "
+                    "in key_alias, or its CKA_ID in hex in pkcs11_key_id",
+                )
+            if len(aliases) > 1 and fields["pkcs11_key_id"] is not None:
+                raise self.error(
+                    "pkcs11_key_id",
+                    f"selects one key, but key_alias lists {len(aliases)} labels for a rotation; "
+                    "remove pkcs11_key_id or keep a single label",
+                )
+        else:
+            if not aliases:
+                raise self.error(
+                    "key_alias",
+                    "(the KMS key) is required with signer 'aws_kms': the key id, key ARN or alias name "
+                    "(alias/...) of an asymmetric SIGN_VERIFY key",
+                )
+            fields["aws_conn_id"] = self._str("aws_conn_id") or DEFAULT_AWS_CONN_ID
+        return fields
+
+    def _required(self, key: str, what: str) -> str:
+        value = self._str(key)
+        if value is None:
+            raise self.error(key, f"is required with signer {SIGNER_SETTINGS[key][0]!r}: {what}")
+        return value
+
+    def _name_list(self, key: str) -> tuple[str, ...]:
+        """One name or several: comma-separated, or a JSON list of strings."""
+        value = self._json_value(key)
+        if value is None:
+            return ()
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        if isinstance(value, str):
+            value = value.split(",")
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.error(key, 'must be a name, several comma-separated, or a JSON list like ["new", "old"]')
+        names = tuple(v.strip() for v in value if v.strip())
+        if len(set(names)) != len(names):
+            raise self.error(key, f"lists a key twice: {', '.join(names)}")
+        return names
+
+    def _key_ids(self, aliases: tuple[str, ...]) -> tuple[str | None, tuple[str, ...]]:
+        """``key_id`` as one kid, or (a JSON list) one kid per ``key_alias`` entry."""
+        value = self._json_value("key_id")
+        if not isinstance(value, list):
+            return self._str("key_id"), ()
+        if not value or not all(isinstance(v, str) and v.strip() for v in value):
+            raise self.error("key_id", "must be one kid or a JSON list of kids (non-empty strings)")
+        if len(value) != len(aliases):
+            raise self.error(
+                "key_id",
+                f"lists {len(value)} kid(s) but key_alias lists {len(aliases)} key(s); give one kid per key, "
+                "in the order of key_alias",
+            )
+        kids = tuple(v.strip() for v in value)
+        return kids[0], kids
 
     def _key_source(self) -> KeySource:
         path = self._str("key_file")

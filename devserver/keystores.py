@@ -29,7 +29,7 @@ import os
 import secrets
 import shutil
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -41,6 +41,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
 __all__ = [
+    "CertificateValidity",
     "Keystore",
     "KeytoolError",
     "detect_store_type",
@@ -80,6 +81,20 @@ class KeytoolError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class CertificateValidity:
+    """When one entry's self-signed certificate is valid: what a key rotation test needs.
+
+    :param days: how long the certificate is valid (keytool ``-validity``).
+    :param starts_in_days: when its validity starts, relative to now (keytool ``-startdate``);
+        negative for a certificate issued in the past, so that ``starts_in_days=-40, days=30``
+        is a certificate that expired ten days ago.
+    """
+
+    days: int
+    starts_in_days: int = 0
+
+
+@dataclass(frozen=True)
 class Keystore:
     """What a test needs to know about a generated key file.
 
@@ -97,10 +112,17 @@ class Keystore:
     key_algorithm: str
     certificate_pem: str
     aliases: tuple[str, ...] = field(default=())
+    #: The certificate of every private-key entry, by lower-cased alias (PEM); the primary's is
+    #: :attr:`certificate_pem`.
+    certificates: Mapping[str, str] = field(default_factory=dict)
 
     def certificate(self) -> x509.Certificate:
         """The certificate as a cryptography object."""
         return x509.load_pem_x509_certificate(self.certificate_pem.encode("ascii"))
+
+    def certificate_pem_of(self, alias: str) -> str:
+        """The PEM certificate of entry ``alias`` (any case), to register that key with a server."""
+        return self.certificates[alias.lower()]
 
     def public_key_pem(self) -> str:
         """The SubjectPublicKeyInfo PEM of the certificate's key.
@@ -144,6 +166,7 @@ def make_keystore(
     key_password: str | None = None,
     validity_days: int = 365,
     extra_aliases: Iterable[str] = (),
+    validity: Mapping[str, CertificateValidity] | None = None,
 ) -> Keystore:
     """Generate a keystore with keytool: one private key + self-signed certificate per alias.
 
@@ -160,13 +183,20 @@ def make_keystore(
     does not match its description. keytool also refuses passwords shorter than 6 characters.
 
     ``extra_aliases`` adds further private-key entries (each its own key of the same algorithm),
-    to exercise a client's alias selection. Only the primary alias's certificate is exported.
+    to exercise a client's alias selection. ``validity`` gives an entry (by alias, any case)
+    its own certificate validity instead of ``validity_days`` from now: several keys expiring
+    at different times, or an expired one, as during a key rotation. Every entry's certificate
+    is exported (:attr:`Keystore.certificates`; one more JVM start per extra alias).
     """
     store_type = _normalise_store_type(store_type)
     algorithm = _normalise_algorithm(key_algorithm)
     curve = _normalise_curve(algorithm, curve)
     extras = tuple(extra_aliases)
     _check_passwords(store_type, store_password, key_password, extras, alias)
+    per_alias = {name.lower(): value for name, value in (validity or {}).items()}
+    unknown = sorted(set(per_alias) - {a.lower() for a in (alias, *extras)})
+    if unknown:
+        raise ValueError(f"validity names aliases the store does not have: {', '.join(unknown)}")
     path = _target_path(directory, name, store_type)
     if not have_keytool():
         raise KeytoolError("keytool is not on PATH; use make_keystore_with_fallback() or install a JRE")
@@ -180,6 +210,7 @@ def make_keystore(
         env[_KEYPASS_ENV] = key_password if key_password is not None else store_password
 
     for entry_alias in (alias, *extras):
+        entry_validity = per_alias.get(entry_alias.lower(), CertificateValidity(validity_days))
         args = [
             "-genkeypair",
             "-keystore",
@@ -191,10 +222,12 @@ def make_keystore(
             "-dname",
             f"CN={_escape_dn(entry_alias)}, O=airflow-jwt-provider tests",
             "-validity",
-            str(validity_days),
+            str(entry_validity.days),
             "-storepass:env",
             _STOREPASS_ENV,
         ]
+        if entry_validity.starts_in_days:
+            args += ["-startdate", f"{entry_validity.starts_in_days:+d}d"]
         if algorithm == "RSA":
             args += ["-keysize", str(key_size)]
         elif algorithm == "EC":
@@ -205,15 +238,9 @@ def make_keystore(
             args += ["-keypass:env", _KEYPASS_ENV]
         _run_keytool(args, env)
 
-    export = ["-exportcert", "-rfc", "-keystore", str(path), "-alias", alias, "-storepass:env", _STOREPASS_ENV]
-    if store_type is not None:
-        export += ["-storetype", store_type.upper()]
-    certificate_pem = _run_keytool(export, env)
-    begin = certificate_pem.find("-----BEGIN CERTIFICATE-----")
-    if begin < 0:
-        raise KeytoolError(f"keytool -exportcert printed no certificate:\n{certificate_pem}")
-    certificate_pem = certificate_pem[begin:].strip() + "\n"
-
+    certificates = {
+        entry_alias.lower(): _export_certificate(path, entry_alias, store_type, env) for entry_alias in (alias, *extras)
+    }
     return Keystore(
         path=path,
         store_type=detect_store_type(path),
@@ -221,9 +248,22 @@ def make_keystore(
         key_password=key_password,
         alias=alias,
         key_algorithm=algorithm,
-        certificate_pem=certificate_pem,
+        certificate_pem=certificates[alias.lower()],
         aliases=tuple(a.lower() for a in (alias, *extras)),
+        certificates=certificates,
     )
+
+
+def _export_certificate(path: Path, alias: str, store_type: str | None, env: dict[str, str]) -> str:
+    """The PEM certificate of entry ``alias``, as ``keytool -exportcert -rfc`` prints it."""
+    export = ["-exportcert", "-rfc", "-keystore", str(path), "-alias", alias, "-storepass:env", _STOREPASS_ENV]
+    if store_type is not None:
+        export += ["-storetype", store_type.upper()]
+    output = _run_keytool(export, env)
+    begin = output.find("-----BEGIN CERTIFICATE-----")
+    if begin < 0:
+        raise KeytoolError(f"keytool -exportcert printed no certificate:\n{output}")
+    return output[begin:].strip() + "\n"
 
 
 def make_keystore_with_fallback(directory: str | os.PathLike[str], name: str, **kw: object) -> Keystore:
@@ -336,6 +376,7 @@ def make_google_service_account_json(
         key_algorithm="RSA",
         certificate_pem=certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
         aliases=(private_key_id,),
+        certificates={private_key_id: certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")},
     )
     return path, keystore
 
@@ -465,7 +506,7 @@ def _generate_private_key(algorithm: str, key_size: int, curve: str | None) -> P
 
 
 def _self_signed_certificate(
-    key: PrivateKey, common_name: str, validity_days: int, curve: str | None
+    key: PrivateKey, common_name: str, validity_days: int, curve: str | None, starts_in_days: int = 0
 ) -> x509.Certificate:
     """A minimal self-signed certificate, as keytool would make (backdated a minute for skew)."""
     subject = x509.Name(
@@ -474,15 +515,15 @@ def _self_signed_certificate(
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "airflow-jwt-provider tests"),
         ]
     )
-    now = datetime.datetime.now(datetime.timezone.utc)
+    start = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=starts_in_days)
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=validity_days))
+        .not_valid_before(start - datetime.timedelta(minutes=1))
+        .not_valid_after(start + datetime.timedelta(days=validity_days))
     )
     if isinstance(key, ed25519.Ed25519PrivateKey):
         algorithm: hashes.HashAlgorithm | None = None
@@ -506,6 +547,7 @@ def _make_pkcs12_with_cryptography(
     key_password: str | None = None,
     validity_days: int = 365,
     extra_aliases: Iterable[str] = (),
+    validity: Mapping[str, CertificateValidity] | None = None,
 ) -> Keystore:
     """Write the PKCS#12 keytool would have written, without Java (see make_keystore_with_fallback)."""
     store_type = _normalise_store_type(store_type)
@@ -517,8 +559,14 @@ def _make_pkcs12_with_cryptography(
     algorithm = _normalise_algorithm(key_algorithm)
     curve = _normalise_curve(algorithm, curve)
     _check_passwords(store_type, store_password, key_password, extras, alias)
+    unknown = sorted({name.lower() for name in validity or {}} - {alias.lower()})
+    if unknown:
+        raise ValueError(f"validity names aliases the store does not have: {', '.join(unknown)}")
+    own = {name.lower(): value for name, value in (validity or {}).items()}.get(
+        alias.lower(), CertificateValidity(validity_days)
+    )
     key = _generate_private_key(algorithm, key_size, curve)
-    certificate = _self_signed_certificate(key, alias, validity_days, curve)
+    certificate = _self_signed_certificate(key, alias, own.days, curve, own.starts_in_days)
     data = pkcs12.serialize_key_and_certificates(
         alias.lower().encode("utf-8"),
         key,
@@ -538,4 +586,5 @@ def _make_pkcs12_with_cryptography(
         key_algorithm=algorithm,
         certificate_pem=certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
         aliases=(alias.lower(),),
+        certificates={alias.lower(): certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")},
     )

@@ -283,9 +283,10 @@ class JwtBearerHook(BaseHook):
         return tenacity.Retrying(**_retry_args)(self.run, *args, **kwargs)
 
     def test_connection(self) -> tuple[bool, str]:
-        """Fetch a fresh token and report its lifetime (never the token)."""
+        """Fetch a fresh token; report its lifetime (never the token), the key that signed and a near expiry."""
         try:
-            token = self.credentials.get_token(force_refresh=True)
+            credentials = self.credentials
+            token = credentials.get_token(force_refresh=True)
         except JwtBearerError as exc:
             return False, str(exc)
         except Exception as exc:  # the Test button must show a message, not a stack trace
@@ -296,7 +297,11 @@ class JwtBearerHook(BaseHook):
             else "no expiry given by the server"
         )
         scope = f", scope {token.scope!r}" if token.scope else ""
-        return True, (
-            f"Token obtained from {self.credentials.token_url} with key {self.credentials.describe_key()}: "
-            f"{token.token_type}, {lifetime}{scope}."
-        )
+        choice = credentials.choice
+        key = choice.key.describe() if choice else f"key {credentials.describe_key()}"
+        message = f"Token obtained from {credentials.token_url} with {key}: {token.token_type}, {lifetime}{scope}."
+        if choice and choice.passed_over:
+            message += " Passed over " + "; ".join(c.describe() for c in choice.passed_over) + "."
+        if choice and choice.warning:
+            message += f" Warning: {choice.warning}."
+        return True, message

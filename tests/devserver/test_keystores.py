@@ -7,6 +7,7 @@ them, so a wrong store type, alias or password in :class:`Keystore` shows up as 
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
@@ -23,6 +24,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from devserver import keystores
 from devserver.keystores import (
+    CertificateValidity,
     Keystore,
     detect_store_type,
     have_keytool,
@@ -44,6 +46,14 @@ STORE_SPECS: dict[str, dict[str, object]] = {
     "jks_keypass": {"name": "sep", "store_type": "jks", "key_password": "keypass1", "alias": "Signing"},
     "jceks_ec384": {"name": "ec", "store_type": "jceks", "key_algorithm": "EC", "curve": "secp384r1"},
     "jks_ed25519": {"name": "ed", "store_type": "jks", "key_algorithm": "Ed25519"},
+    # A key rotation: one key about to expire, one fresh (the store's 30 days), one expired.
+    "rotation": {
+        "name": "rotation",
+        "store_type": "pkcs12",
+        "alias": "Old",
+        "extra_aliases": ("new", "gone"),
+        "validity": {"old": CertificateValidity(10), "GONE": CertificateValidity(30, starts_in_days=-40)},
+    },
 }
 
 
@@ -164,6 +174,27 @@ def test_pkcs12_refuses_a_separate_key_password(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_each_alias_gets_its_own_validity(stores: dict[str, Keystore]) -> None:
+    """keytool -list (not the exporting code) shows each entry's certificate with the validity asked for."""
+    store = stores["rotation"]
+    listed = {
+        alias: x509.load_pem_x509_certificate((pem + "-----END CERTIFICATE-----\n").encode())
+        for alias, pem in _keytool_list(store).items()
+    }
+    assert sorted(listed) == sorted(store.aliases) == ["gone", "new", "old"]
+    for alias, certificate in listed.items():
+        assert store.certificate_pem_of(alias.upper()) == certificate.public_bytes(serialization.Encoding.PEM).decode()
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def days_left(alias: str) -> float:
+        return (listed[alias].not_valid_after_utc - now).total_seconds() / 86400
+
+    assert 9 < days_left("old") <= 10
+    assert 29 < days_left("new") <= 30
+    assert -11 < days_left("gone") <= -9  # started 40 days ago, valid for 30
+    assert store.certificate_pem == store.certificate_pem_of("old")
+
+
 def test_invalid_requests_are_refused_before_running_keytool(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="6 characters"):
         make_keystore(tmp_path, "p", store_password="short")
@@ -173,6 +204,8 @@ def test_invalid_requests_are_refused_before_running_keytool(tmp_path: Path) -> 
         make_keystore(tmp_path, "p", store_type="bks")
     with pytest.raises(ValueError, match="curve"):
         make_keystore(tmp_path, "p", key_algorithm="EC", curve="secp256k1")
+    with pytest.raises(ValueError, match="validity names aliases the store does not have: other"):
+        make_keystore(tmp_path, "p", alias="key", validity={"other": CertificateValidity(1)})
 
 
 @pytest.mark.parametrize(

@@ -329,8 +329,8 @@ def test_expiring_certificate_is_warned_in_the_log(
     set_connection("jwt_soon", login=CLIENT_ID, extra=connection_extra(store, auth_server))
     JwtBearerHook("jwt_soon").get_token()
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    warning = next(w for w in warnings if "The certificate of the signing key" in w)
-    assert warning.startswith("Connection 'jwt_soon': ")
+    warning = next(w for w in warnings if "the certificate of key" in w)
+    assert warning.startswith("Connection 'jwt_soon': the certificate of key 'signing' (CN=signing,")
     assert "in 4 day(s)" in warning or "in 5 day(s)" in warning
 
 

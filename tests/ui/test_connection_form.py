@@ -292,7 +292,7 @@ def test_add_form_shows_the_jwt_bearer_fields(page: Page, api_server: ApiServer)
 
     # Extra fields: every declared field, with its label and description, secrets as password boxes.
     open_section(dialog, "Extra Fields")
-    for label in ("Vendor preset", "Token endpoint URL", "Key file path", "Keystore password", "Key password"):
+    for label in ("Vendor preset", "Signer", "Token endpoint URL", "Key file path", "Keystore password / PIN"):
         expect(field(dialog, label)).to_be_visible()
     for key, spec in CONN_FIELDS.items():
         row = field(dialog, spec["label"])
