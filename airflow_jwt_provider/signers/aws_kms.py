@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from airflow_jwt_provider.exceptions import JwtBearerConfigError, KeystoreError
 from airflow_jwt_provider.signers.base import (
+    DeviceSigner,
     SigningPublicKey,
     choose_algorithm,
     describe_public_key,
@@ -110,7 +111,7 @@ def _import_aws(field: str) -> tuple[Any, Any]:
     return AwsBaseHook, botocore.exceptions
 
 
-class AwsKmsSigner:
+class AwsKmsSigner(DeviceSigner):
     """A :class:`~airflow_jwt_provider.signers.base.Signer` whose private key is an AWS KMS key.
 
     :param kms_key_id: key id, key ARN, alias name (``alias/jwt-signing``) or alias ARN.
@@ -187,23 +188,6 @@ class AwsKmsSigner:
             )
 
     # --- the Signer contract -------------------------------------------------------------------
-
-    @property
-    def algorithm(self) -> str:
-        return self._algorithm
-
-    @property
-    def key_id(self) -> str | None:
-        """``None``: the KMS key ARN is not a ``kid`` anyone registered; set the connection's key_id."""
-        return None
-
-    @property
-    def certificate(self) -> x509.Certificate | None:
-        return self._certificate
-
-    @property
-    def public_key(self) -> SigningPublicKey:
-        return self._public_key
 
     def sign(self, signing_input: bytes) -> bytes:
         """The JWS signature of ``signing_input``: one KMS ``Sign`` round trip, digest only."""

@@ -82,6 +82,36 @@ class Signer(Protocol):
     def sign(self, signing_input: bytes) -> bytes: ...
 
 
+class DeviceSigner:
+    """What a signer whose private key stays in a device (an HSM, a KMS) knows once it is built.
+
+    Subclasses set ``_algorithm``, ``_public_key`` and ``_certificate`` when they are built and
+    implement ``sign``. ``key_id`` is ``None``: a device's own key identifier (a PKCS#11
+    ``CKA_ID``, a KMS key ARN) is not a ``kid`` anyone registered with a vendor; the connection's
+    ``key_id`` setting names that.
+    """
+
+    _algorithm: str
+    _public_key: SigningPublicKey
+    _certificate: x509.Certificate | None
+
+    @property
+    def algorithm(self) -> str:
+        return self._algorithm
+
+    @property
+    def key_id(self) -> str | None:
+        return None
+
+    @property
+    def certificate(self) -> x509.Certificate | None:
+        return self._certificate
+
+    @property
+    def public_key(self) -> SigningPublicKey:
+        return self._public_key
+
+
 def hash_for(algorithm: str) -> hashes.HashAlgorithm:
     """The hash of JWS ``algorithm`` (``KeyError`` for EdDSA, which has none to choose)."""
     return JWS_HASHES[algorithm]()

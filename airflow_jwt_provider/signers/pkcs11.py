@@ -56,6 +56,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from airflow_jwt_provider.exceptions import JwtBearerConfigError, KeystoreError
 from airflow_jwt_provider.signers.base import (
     JWS_HASHES,
+    DeviceSigner,
     SigningPublicKey,
     choose_algorithm,
     describe_public_key,
@@ -292,7 +293,7 @@ def _ecdsa_to_jws(raw: bytes, curve_bits: int) -> bytes:
     raise ValueError(f"a {len(raw)}-byte ECDSA signature does not fit a {curve_bits}-bit curve")
 
 
-class Pkcs11Signer:
+class Pkcs11Signer(DeviceSigner):
     """A :class:`~airflow_jwt_provider.signers.base.Signer` whose private key stays in a PKCS#11 token.
 
     :param module_path: the vendor's PKCS#11 module (``/usr/lib/softhsm/libsofthsm2.so``,
@@ -374,23 +375,6 @@ class Pkcs11Signer:
         self._plan = self._choose_mechanism(found["mechanisms"])
 
     # --- the Signer contract -------------------------------------------------------------------
-
-    @property
-    def algorithm(self) -> str:
-        return self._algorithm
-
-    @property
-    def key_id(self) -> str | None:
-        """``None``: a token's ``CKA_ID`` is not a ``kid`` anyone registered; set the connection's key_id."""
-        return None
-
-    @property
-    def certificate(self) -> x509.Certificate | None:
-        return self._certificate
-
-    @property
-    def public_key(self) -> SigningPublicKey:
-        return self._public_key
 
     def sign(self, signing_input: bytes) -> bytes:
         """The JWS signature of ``signing_input``, computed by the token (blocks on the device)."""
