@@ -48,7 +48,8 @@ class RedisServer:
                     return self
             except redis.RedisError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"redis-server did not start: {(self.workdir / 'redis.log').read_text()}")
+                    log_text = (self.workdir / "redis.log").read_text()
+                    raise RuntimeError(f"redis-server did not start: {log_text}") from None
                 time.sleep(0.05)
 
     def pause(self) -> None:

@@ -44,14 +44,14 @@ def kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def make(
-    auth_server: LocalAuthorizationServer, keystores: dict[str, ks.Keystore], tmp_path: Path
-) -> Iterator[Make]:
+def make(auth_server: LocalAuthorizationServer, keystores: dict[str, ks.Keystore], tmp_path: Path) -> Iterator[Make]:
     """Credentials of one process each: ``make(kind)`` with a fresh per-process cache every call."""
     forget_token_stores()
     reset_store_health()
 
-    def build(kind: str, name: str = "default", *, cache: TokenCache | None = None, **extra: Any) -> JwtBearerCredentials:
+    def build(
+        kind: str, name: str = "default", *, cache: TokenCache | None = None, **extra: Any
+    ) -> JwtBearerCredentials:
         store = keystores[name]
         register(auth_server, store)
         extra.setdefault("token_cache", kind)
@@ -90,12 +90,15 @@ def stored_entries(kind: str, redis_server: RedisServer | None, directory: Path)
 # --------------------------------------------------------------------------- one token for all
 
 
-def test_processes_sharing_a_store_share_one_token(kind: str, make: Make, auth_server: LocalAuthorizationServer) -> None:
+def test_processes_sharing_a_store_share_one_token(
+    kind: str, make: Make, auth_server: LocalAuthorizationServer
+) -> None:
     first = make(kind).get_token()
     second = make(kind).get_token()
     third = make(kind).get_token()
     assert second.access_token == third.access_token == first.access_token
-    assert second.expires_at == first.expires_at and second.issued_at == first.issued_at  # refreshed together
+    assert second.expires_at == first.expires_at
+    assert second.issued_at == first.issued_at
     assert len(auth_server.token_requests) == 1
 
 
@@ -148,7 +151,8 @@ def test_the_client_secret_is_part_of_the_sealing_key(make: Make, redis_connecti
     with_secret = make("redis", password=CLIENT_SECRET, client_auth="client_secret_post")
     other_secret = make("redis", password="another-secret", client_auth="client_secret_post")
     key = with_secret.token_cache_key()
-    assert with_secret.shared is not None and other_secret.shared is not None
+    assert with_secret.shared is not None
+    assert other_secret.shared is not None
     assert with_secret.shared.seal().entry_name(key) != other_secret.shared.seal().entry_name(key)
 
 
@@ -190,7 +194,9 @@ def test_invalidate_without_a_token_drops_the_shared_entry(
 # --------------------------------------------------------------------------- degrading
 
 
-def _overwrite_entry(kind: str, credentials: JwtBearerCredentials, value: bytes, request: pytest.FixtureRequest) -> None:
+def _overwrite_entry(
+    kind: str, credentials: JwtBearerCredentials, value: bytes, request: pytest.FixtureRequest
+) -> None:
     assert credentials.shared is not None
     name = credentials.shared.seal().entry_name(credentials.token_cache_key())
     if kind == "redis":
@@ -223,7 +229,8 @@ def test_an_unusable_entry_is_replaced_with_one_warning(
         assert len(auth_server.token_requests) == 2 + round_
     warned = warnings_of(caplog)
     assert len(warned) == 1, warned  # once per process, however often
-    assert "cannot be used" in warned[0] and "jwt_shared" in warned[0]
+    assert "cannot be used" in warned[0]
+    assert "jwt_shared" in warned[0]
     assert good.access_token not in caplog.text
 
 
@@ -249,7 +256,9 @@ def test_a_redis_stopped_mid_run_degrades_to_fetching(
     assert len(auth_server.token_requests) == 6  # each fetched for itself: never a failed task
     warned = warnings_of(caplog)
     assert len(warned) == 1, warned
-    assert "own_redis" in warned[0] and "ConnectionError" in warned[0] and f"{BYPASS_SECONDS:.0f} s" in warned[0]
+    assert "own_redis" in warned[0]
+    assert "ConnectionError" in warned[0]
+    assert f"{BYPASS_SECONDS:.0f} s" in warned[0]
 
 
 def test_a_hanging_redis_costs_one_io_timeout(
@@ -270,11 +279,13 @@ def test_a_hanging_redis_costs_one_io_timeout(
         took_second = time.monotonic() - started - took
     finally:
         redis_connection.resume()
-    assert first.valid and second.valid
+    assert first.valid
+    assert second.valid
     assert took < 2.0, f"a hanging Redis cost {took:.2f} s"
     assert took_second < 0.5
     warned = warnings_of(caplog)
-    assert len(warned) == 1 and "Timeout" in warned[0], warned
+    assert len(warned) == 1, warned
+    assert "Timeout" in warned[0]
 
 
 def test_an_unusable_directory_degrades_to_fetching(
@@ -285,7 +296,8 @@ def test_an_unusable_directory_degrades_to_fetching(
     tokens = [make("file", token_cache_dir=str(not_a_directory)).get_token() for _ in range(3)]
     assert len({t.access_token for t in tokens}) == 3
     warned = warnings_of(caplog)
-    assert len(warned) == 1 and "token_cache_dir" in warned[0], warned
+    assert len(warned) == 1, warned
+    assert "token_cache_dir" in warned[0]
 
 
 def test_a_store_configured_wrongly_is_an_error_naming_the_setting(make: Make, redis_connection: RedisServer) -> None:

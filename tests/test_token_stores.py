@@ -104,7 +104,9 @@ time.sleep(600)
 
 
 @pytest.mark.parametrize("kind", ["redis", "file"])
-def test_a_lock_held_by_a_killed_process_frees_itself(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+def test_a_lock_held_by_a_killed_process_frees_itself(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     """SIGKILL gives the holder no chance to release: the kernel (flock) or the PX expiry (Redis) does."""
     if kind == "redis":
         request.getfixturevalue("redis_connection")
@@ -240,7 +242,7 @@ def test_redis_calls_are_bounded_by_the_io_timeout(redis_connection: RedisServer
     redis_connection.pause()
     try:
         started = time.monotonic()
-        with pytest.raises(Exception, match="[Tt]imeout"):
+        with pytest.raises(Exception, match=r"[Tt]imeout"):
             store.get(NAME)
         assert time.monotonic() - started < 1.5
     finally:
