@@ -117,12 +117,14 @@ class FileTokenStore:
             return None
         with os.fdopen(fd, "rb") as file:
             data = file.read()
+            inode = os.fstat(file.fileno()).st_ino
         if len(data) < _HEADER.size or data[: len(_MAGIC)] != _MAGIC:
             return data  # not an entry: the seal reports it as corrupt, and the next put replaces it
         _, expires = _HEADER.unpack_from(data)
         if time.time() >= expires:
             with contextlib.suppress(OSError):
-                os.unlink(path)
+                if os.stat(path, follow_symlinks=False).st_ino == inode:  # not a fresh entry renamed in meanwhile
+                    os.unlink(path)
             return None
         return data[_HEADER.size :]
 
@@ -205,7 +207,8 @@ class FileTokenStore:
         """Remove expired entries, and lock files unused for an hour whose entry is gone; how many files went."""
         removed = 0
         now = time.time()
-        for path in self.directory.iterdir():
+        paths = sorted(self.directory.iterdir(), key=lambda p: p.suffix != _ENTRY_SUFFIX)  # entries first
+        for path in paths:
             if path.suffix == _ENTRY_SUFFIX:
                 try:
                     with open(path, "rb") as file:
