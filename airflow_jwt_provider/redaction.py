@@ -35,7 +35,10 @@ REPLACEMENT = "***"
 #: A JWS/JWT in compact form: ``eyJ`` is the base64url of ``{"``.
 JWT_RE = re.compile(r"eyJ[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*)?")
 #: The credential after an HTTP authentication scheme (``Authorization: Bearer <credential>``).
-AUTH_SCHEME_RE = re.compile(r"(?i)\b(bearer|basic|dpop|mac|token)(\s+)[A-Za-z0-9\-._~+/!]{6,}=*")
+AUTH_SCHEME_RE = re.compile(r"(?i)\b(bearer|basic|dpop)(\s+)[A-Za-z0-9\-._~+/!]{6,}=*")
+#: The same after ``token`` or ``mac`` (``Authorization: token <hex>``), which are also plain words:
+#: only a run with a digit counts, so that "Token endpoint … answered" stays readable.
+WORD_SCHEME_RE = re.compile(r"(?i)\b(token|mac)(\s+)(?=[A-Za-z\-._~+/!]*[0-9])[A-Za-z0-9\-._~+/!]{6,}=*")
 #: The value of a field that holds a credential, in JSON (``"access_token": "…"``) or a form / query string.
 CREDENTIAL_FIELD_RE = re.compile(
     r"""(?ix)
@@ -105,6 +108,7 @@ def redact_text(text: str, known: Iterable[str | None] = ()) -> str:
             text = text.replace(value, REPLACEMENT)
     text = JWT_RE.sub(REPLACEMENT, text)
     text = AUTH_SCHEME_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{REPLACEMENT}", text)
+    text = WORD_SCHEME_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{REPLACEMENT}", text)
     text = CREDENTIAL_FIELD_RE.sub(lambda m: f"{m.group(1)}{REPLACEMENT}", text)
     if len(LIVE_TOKENS):
         text = _CANDIDATE_RE.sub(_blank_if_live, text)

@@ -30,6 +30,11 @@ OPAQUE = "Qx7-opaque_token.value~with/chars+42=="
         (f"grant_type=x&assertion={JWT}&scope=a", "grant_type=x&assertion=***&scope=a"),
         (f"client_secret={OPAQUE}&client_id=c", "client_secret=***&client_id=c"),
         ("a plain sentence about bearer bonds", "a plain sentence about bearer bonds"),
+        ("Authorization: token ghp_16C7e42F292c6912E7710c838347Ae178B4a", "Authorization: token ***"),
+        (
+            "Token endpoint https://login/oauth2/token answered HTTP 503; retrying",
+            "Token endpoint https://login/oauth2/token answered HTTP 503; retrying",
+        ),
         ("GET https://api.example.com/v2/items?page=2", "GET https://api.example.com/v2/items?page=2"),
     ],
 )
