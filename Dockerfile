@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 #
 # Image for the local docker compose stack (docker-compose.yaml): the official Airflow image plus
-# this provider with its `jks` and `devserver` extras, the Celery provider for the Celery worker,
+# this provider with its `jks`, `devserver` and `redis` extras, the Celery provider for the Celery worker,
 # and the demo authorization server (`devserver/`, which is not part of the wheel).
 #
 #   docker compose build        # or: docker build -t airflow-jwt-provider:local .
@@ -25,6 +25,8 @@ RUN pip wheel --no-cache-dir --no-deps --wheel-dir /tmp/wheels "twofish==0.3.0"
 
 # ---------------------------------------------------------------------------------------------
 # Stage 2: the image every service of the stack runs (Airflow components and the authserver).
+# The provider's `redis` extra (apache-airflow-providers-redis) lets the stack share tokens
+# through the broker's Redis (token_cache: redis).
 # ---------------------------------------------------------------------------------------------
 FROM apache/airflow:3.3.2-python3.11
 
@@ -40,7 +42,7 @@ COPY --chown=airflow:0 . /opt/provider
 RUN pip install --no-cache-dir \
         --find-links /opt/wheels --only-binary twofish \
         "apache-airflow==${AIRFLOW_VERSION}" \
-        "/opt/provider[jks,devserver]" \
+        "/opt/provider[jks,devserver,redis]" \
         apache-airflow-providers-celery
 
 # The demo authorization server, importable as `devserver` with PYTHONPATH=/opt/devserver

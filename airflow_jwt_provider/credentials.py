@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 
 import requests
@@ -25,7 +26,8 @@ from airflow_jwt_provider.settings import (
     JWT_BEARER_GRANT,
     JwtBearerSettings,
 )
-from airflow_jwt_provider.signers.base import Signer, describe_public_key, public_key_fingerprint
+from airflow_jwt_provider.shared_token_cache import SharedTokenCache
+from airflow_jwt_provider.signers.base import Signer, describe_public_key, key_holder_secret, public_key_fingerprint
 from airflow_jwt_provider.signers.factory import SigningChoice, choose_key
 from airflow_jwt_provider.token_cache import TOKEN_CACHE, TokenCache, cache_key
 from airflow_jwt_provider.token_client import ClientAuthentication, TokenClient
@@ -52,8 +54,11 @@ class JwtBearerCredentials:
         ``token_uri``), used when the connection sets no ``auth_url``.
     :param key_id: the ``kid`` of the signer's key, when it is not the connection's ``key_id``
         (one kid per key during a rotation).
-    :param cache: where tokens are shared; the process-wide cache by default.
+    :param cache: where tokens are kept in this process; the process-wide cache by default.
     :param session: the ``requests`` session used for token requests.
+
+    With ``token_cache`` ``file`` or ``redis``, a token missing from ``cache`` is looked for in the
+    shared store before it is fetched (:class:`~airflow_jwt_provider.shared_token_cache.SharedTokenCache`).
     """
 
     def __init__(
@@ -103,6 +108,11 @@ class JwtBearerCredentials:
             settings.http,
             session=session,
             default_token_lifetime=timedelta(seconds=settings.default_token_lifetime),
+        )
+        self.shared: SharedTokenCache | None = (
+            SharedTokenCache(settings.conn_id, settings.token_cache, self.token_cache_secret)
+            if settings.token_cache.shared
+            else None
         )
         install_log_redaction()  # once per process: per-call credentials never reach a log line
 
@@ -219,11 +229,40 @@ class JwtBearerCredentials:
             client_secret=_digest(self.settings.client_secret),
         )
 
+    def token_cache_secret(self) -> bytes:
+        """What the shared cache seals tokens with: material only a holder of this connection's key can compute.
+
+        The signer's key-holder secret (a digest of a local private key, or a deterministic
+        signature by a remote signer, see :func:`~airflow_jwt_provider.signers.base.key_holder_secret`)
+        and the client secret, when there is one. A remote ECDSA or PSS signer gives no secret (its
+        signatures are random); the client secret alone then seals, and without one the shared
+        cache is refused rather than keeping tokens readable by anyone who reaches the store.
+        """
+        key_part = key_holder_secret(self.signer)
+        client_secret = self.settings.client_secret
+        if key_part is None and not client_secret:
+            raise JwtBearerConfigError(
+                f"Connection {self.settings.conn_id!r}: token_cache {self.settings.token_cache.kind!r} encrypts the "
+                f"tokens it shares with a secret derived from the signing key, but this signer "
+                f"({self.describe_key()}) signs with random nonces and cannot derive one. Set a client secret "
+                "(Password), sign with RS256 or EdDSA, or set token_cache to memory",
+                field="token_cache",
+            )
+        parts = [b"jwt-bearer-token-cache:v1", self.key_fingerprint.encode("ascii"), key_part or b""]
+        parts.append(hashlib.sha256(client_secret.encode("utf-8")).digest() if client_secret else b"")
+        return hashlib.sha256(b"\x00".join(len(p).to_bytes(4, "big") + p for p in parts)).digest()
+
     def get_token(self, params: TokenParameters = DEFAULT_TOKEN, *, force_refresh: bool = False) -> AccessToken:
-        """A valid access token for ``params``, from the cache or the endpoint."""
-        return self.cache.get(
-            self.token_cache_key(params), lambda: self._request_token(params), force_refresh=force_refresh
-        )
+        """A valid access token for ``params``: from this process's cache, else the shared store, else the endpoint."""
+        key = self.token_cache_key(params)
+        return self.cache.get(key, self._fetcher(key, params, force=force_refresh), force_refresh=force_refresh)
+
+    def _fetcher(self, key: str, params: TokenParameters, *, force: bool = False) -> Callable[[], AccessToken]:
+        """What the process cache calls on a miss: the shared store's miss path, or the token request itself."""
+        shared = self.shared
+        if shared is None:
+            return lambda: self._request_token(params)
+        return lambda: shared.obtain(key, lambda: self._request_token(params), force=force)
 
     def refresh_rejected(self, params: TokenParameters, rejected: AccessToken) -> AccessToken:
         """The API refused ``rejected`` (a 401): a fresh token, unless another caller already replaced it.
@@ -238,11 +277,16 @@ class JwtBearerCredentials:
         )
         key = self.token_cache_key(params)
         self.cache.invalidate(key, token=rejected)
-        return self.cache.get(key, lambda: self._request_token(params))
+        if self.shared is not None:  # the shared entry too, unless another process already replaced it
+            self.shared.invalidate(key, rejected)
+        return self.cache.get(key, self._fetcher(key, params))
 
     def invalidate(self, params: TokenParameters = DEFAULT_TOKEN, token: AccessToken | None = None) -> None:
-        """Forget the cached token for ``params`` (only if it is still ``token``, when given)."""
-        self.cache.invalidate(self.token_cache_key(params), token=token)
+        """Forget the cached token for ``params`` (only if it is still ``token``, when given), shared entry included."""
+        key = self.token_cache_key(params)
+        self.cache.invalidate(key, token=token)
+        if self.shared is not None:
+            self.shared.invalidate(key, token)
 
     def api_base_url(self, params: TokenParameters = DEFAULT_TOKEN) -> str | None:
         """The API base: the connection's host, else the ``instance_url`` the token endpoint returned (Salesforce)."""

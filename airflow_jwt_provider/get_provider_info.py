@@ -125,6 +125,26 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         'JSON object added to the token request form, e.g. {"resource": "..."}.',
         {"type": ["object", "null"]},
     ),
+    "token_cache": _field(
+        "Token cache",
+        "Where tokens are shared: memory (each process), file (every process of a machine), redis (every "
+        "worker of the cluster). Default: [jwt_bearer] token_cache, else memory.",
+        {
+            "type": ["string", "null"],
+            "values_display": _UNSET_DISPLAY,
+            "enum": [None, "memory", "file", "redis"],
+        },
+    ),
+    "token_cache_conn_id": _field(
+        "Token cache Redis connection",
+        "The Airflow redis connection of token_cache redis (e.g. the Celery broker's Redis). "
+        "Default: [jwt_bearer] token_cache_conn_id, else redis_default.",
+    ),
+    "token_cache_dir": _field(
+        "Token cache directory",
+        "The folder of token_cache file, owner-only. Default: [jwt_bearer] token_cache_dir, else "
+        "$AIRFLOW_HOME/jwt_bearer_token_cache.",
+    ),
     "default_token_lifetime": _field(
         "Default token lifetime (s)",
         "How long a token is used when the endpoint gives no expires_in (Salesforce); default 300.",
@@ -138,6 +158,59 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "Other hosts the token may be sent to besides the API base URL, comma-separated "
         "(files.example.com, *.example.com, host:port); https only. Requests elsewhere are refused.",
     ),
+}
+
+
+def _option(description: str, default: str | None, example: str | None = None) -> dict[str, Any]:
+    return {
+        "description": description,
+        "version_added": "0.1.0",
+        "type": "string",
+        "example": example,
+        "default": default,
+    }
+
+
+#: The ``[jwt_bearer]`` section of the Airflow configuration: deployment-wide defaults of the token
+#: cache (a connection's ``token_cache*`` extras win) and the knobs only a deployment sets.
+CONFIG: dict[str, dict[str, Any]] = {
+    "jwt_bearer": {
+        "description": "Defaults of the jwt_bearer connections (airflow-jwt-provider). A connection's extra of "
+        "the same name wins over these.\n",
+        "options": {
+            "token_cache": _option(
+                "Where access tokens are cached: ``memory`` (each process alone), ``file`` (every process of "
+                "one machine, through a directory), ``redis`` (every worker of the cluster, through the Redis "
+                "of ``token_cache_conn_id``). Shared tokens are encrypted with a key derived from the "
+                "connection's signing key.\n",
+                "memory",
+                "redis",
+            ),
+            "token_cache_conn_id": _option(
+                "The Airflow connection of type ``redis`` that ``token_cache = redis`` uses, e.g. one that "
+                "points at the Celery broker's Redis (apache-airflow-providers-redis, the provider's "
+                "``[redis]`` extra).\n",
+                "redis_default",
+            ),
+            "token_cache_dir": _option(
+                "The directory of ``token_cache = file`` (created owner-only). Empty: "
+                "``$AIRFLOW_HOME/jwt_bearer_token_cache``.\n",
+                "",
+                "/var/cache/airflow/jwt_bearer",
+            ),
+            "token_cache_wait": _option(
+                "Seconds a process waits for the token request another process is making for the same token "
+                "before it asks for one itself (and the time after which a lock left by a killed process "
+                "expires).\n",
+                "10",
+            ),
+            "token_cache_io_timeout": _option(
+                "Seconds each call to the shared store may take; past that the store counts as unavailable "
+                "and tokens are fetched directly for a while (with one warning).\n",
+                "0.5",
+            ),
+        },
+    }
 }
 
 
@@ -179,6 +252,7 @@ def get_provider_info() -> dict[str, Any]:
         ],
         # `airflow jwt-bearer inspect|export|check|mint|token`; the definitions import nothing heavy.
         "cli": ["airflow_jwt_provider.cli.definition.get_cli_commands"],
+        "config": CONFIG,
         "connection-types": [
             {
                 "connection-type": "jwt_bearer",

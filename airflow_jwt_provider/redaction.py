@@ -42,6 +42,9 @@ AUTH_SCHEME_RE = re.compile(
 _CREDENTIAL_NAMES = r"access_token|refresh_token|id_token|assertion|client_assertion|client_secret|subject_token"
 #: The value of a field that holds a credential: JSON (``"access_token": "…"``) or a form / query
 #: string (``assertion=…``); prose such as "the assertion: it expired" is left alone.
+#: The credential after ``token`` or ``mac`` (``Authorization: token <hex>``), which are also plain words:
+#: only a run with a digit counts, so that "Token endpoint … answered" stays readable.
+WORD_SCHEME_RE = re.compile(r"(?i)\b(token|mac)(\s+)(?=[A-Za-z\-._~+/!]*[0-9])[A-Za-z0-9\-._~+/!]{6,}=*")
 CREDENTIAL_FIELD_RE = re.compile(
     rf"""(?i)((?:["'](?:{_CREDENTIAL_NAMES})["']\s*:\s*["']?)|(?:\b(?:{_CREDENTIAL_NAMES})=))[^"'&\s,;}}]+"""
 )
@@ -106,6 +109,7 @@ def redact_text(text: str, known: Iterable[str | None] = ()) -> str:
             text = text.replace(value, REPLACEMENT)
     text = JWT_RE.sub(REPLACEMENT, text)
     text = AUTH_SCHEME_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{REPLACEMENT}", text)
+    text = WORD_SCHEME_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{REPLACEMENT}", text)
     text = CREDENTIAL_FIELD_RE.sub(lambda m: f"{m.group(1)}{REPLACEMENT}", text)
     if len(LIVE_TOKENS):
         text = _CANDIDATE_RE.sub(_blank_if_live, text)

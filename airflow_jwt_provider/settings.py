@@ -97,6 +97,9 @@ EXTRA_KEYS = (
     "nbf",
     "client_auth",
     "auth_params",
+    "token_cache",
+    "token_cache_conn_id",
+    "token_cache_dir",
     "preset",
     "timeout",
     "verify",
@@ -143,6 +146,45 @@ class HttpSettings:
     verify: bool | str = True
     #: Not in ``repr``: a proxy URL may carry ``user:password@``.
     proxies: Mapping[str, str] | None = field(default=None, repr=False)
+
+
+#: Where tokens are shared: each process alone, every process of one machine, every worker of a cluster.
+TOKEN_CACHE_KINDS = ("memory", "file", "redis")
+#: The provider's section of the Airflow configuration (declared in ``get_provider_info()["config"]``):
+#: deployment-wide defaults of the ``token_cache*`` extras, and the knobs that only a deployment sets.
+CONFIG_SECTION = "jwt_bearer"
+#: The redis connection a shared cache uses when none is named (the redis provider's default).
+DEFAULT_TOKEN_CACHE_CONN_ID = "redis_default"
+#: How long a process waits for another's token request before fetching for itself.
+DEFAULT_TOKEN_CACHE_WAIT = 10.0
+#: The bound of each call to the shared store: a slow store must cost a task little.
+DEFAULT_TOKEN_CACHE_IO_TIMEOUT = 0.5
+MAX_TOKEN_CACHE_WAIT = 300.0
+MAX_TOKEN_CACHE_IO_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class TokenCacheSettings:
+    """Where tokens are cached beyond the process, from the connection's extras or ``[jwt_bearer]``.
+
+    :param kind: ``memory`` (each process alone), ``file`` (a directory every process of the
+        machine shares), ``redis`` (a Redis every worker of the cluster reaches).
+    :param conn_id: the Airflow ``redis`` connection (``redis`` only).
+    :param directory: the folder of ``file`` (``None``: under ``AIRFLOW_HOME``).
+    :param wait: seconds a process waits for another's token request before fetching itself.
+    :param io_timeout: seconds each call to the store may take before the store counts as down.
+    """
+
+    kind: str = "memory"
+    conn_id: str = DEFAULT_TOKEN_CACHE_CONN_ID
+    directory: str | None = None
+    wait: float = DEFAULT_TOKEN_CACHE_WAIT
+    io_timeout: float = DEFAULT_TOKEN_CACHE_IO_TIMEOUT
+
+    @property
+    def shared(self) -> bool:
+        """Whether tokens are shared with other processes (every kind but ``memory``)."""
+        return self.kind != "memory"
 
 
 @dataclass(frozen=True)
@@ -193,6 +235,7 @@ class JwtBearerSettings:
     verify: bool | str = True
     proxies: Mapping[str, str] | None = field(default=None, repr=False)
     trusted_hosts: tuple[HostPattern, ...] = ()
+    token_cache: TokenCacheSettings = field(default_factory=TokenCacheSettings)
 
     def trusted(self, base_url: str | None) -> TrustedHosts:
         """Where this connection's token may go, given the effective API base (Host or ``instance_url``)."""
@@ -311,6 +354,7 @@ class _SettingsParser:
             proxies=self._proxies(),
             trusted_hosts=self._trusted_hosts(),
             **signer_fields,
+            token_cache=self._token_cache(),
         )
         if settings.auth_url is None and settings.keystore_type != "google_json":
             raise self.error(
@@ -615,6 +659,53 @@ class _SettingsParser:
             return parse_trusted_hosts(value)
         except ValueError as exc:
             raise self.error("trusted_hosts", f"entry {exc}") from None
+
+    def _token_cache(self) -> TokenCacheSettings:
+        """``token_cache*`` from the extras, else from the ``[jwt_bearer]`` configuration section.
+
+        An extra wins over the configuration; an error names where the bad value came from
+        (the connection's extra, or the configuration option and its environment variable).
+        ``token_cache_wait`` and ``token_cache_io_timeout`` are deployment knobs: configuration only.
+        """
+        from airflow.sdk import conf
+
+        def configured(key: str) -> str | None:
+            value = conf.get(CONFIG_SECTION, key, fallback=None)
+            return _clean(value) if isinstance(value, str) else None
+
+        def where(key: str) -> str:
+            return f"[{CONFIG_SECTION}] {key} (AIRFLOW__{CONFIG_SECTION.upper()}__{key.upper()})"
+
+        def config_error(key: str, problem: str) -> JwtBearerConfigError:
+            return JwtBearerConfigError(
+                f"Connection {self.conn_id!r}: the Airflow configuration option {where(key)} {problem}", field=key
+            )
+
+        kind = self._choice("token_cache", TOKEN_CACHE_KINDS, lower=True)
+        if kind is None:
+            kind = configured("token_cache") or "memory"
+            if kind.lower() not in TOKEN_CACHE_KINDS:
+                raise config_error("token_cache", f"is {kind!r}; use one of: {', '.join(TOKEN_CACHE_KINDS)}")
+            kind = kind.lower()
+        conn_id = self._str("token_cache_conn_id") or configured("token_cache_conn_id") or DEFAULT_TOKEN_CACHE_CONN_ID
+        directory = self._str("token_cache_dir") or configured("token_cache_dir")
+
+        def seconds(key: str, default: float, maximum: float) -> float:
+            raw = configured(key)
+            if raw is None:
+                return default
+            number = finite_seconds(raw)
+            if number is None or not 0 < number <= maximum:
+                raise config_error(key, f"must be a number of seconds above 0 and at most {maximum:g}, got {raw!r}")
+            return number
+
+        return TokenCacheSettings(
+            kind=kind,
+            conn_id=conn_id,
+            directory=directory,
+            wait=seconds("token_cache_wait", DEFAULT_TOKEN_CACHE_WAIT, MAX_TOKEN_CACHE_WAIT),
+            io_timeout=seconds("token_cache_io_timeout", DEFAULT_TOKEN_CACHE_IO_TIMEOUT, MAX_TOKEN_CACHE_IO_TIMEOUT),
+        )
 
     def _proxies(self) -> dict[str, str] | None:
         value = self._json_value("proxies")

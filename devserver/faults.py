@@ -47,18 +47,53 @@ class _Failure:
         return response
 
 
+@dataclass
+class _Hold:
+    prefix: str
+    seconds: float
+    remaining: int
+
+
 class Faults:
     """Injected failures waiting to be served; :meth:`reset` forgets them."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._failures: list[_Failure] = []
+        self._holds: list[_Hold] = []
         self._html_error_next: bool | int = False
+        self._release = threading.Event()
+        self.holding = 0
 
     def reset(self) -> None:
         with self._lock:
             self._failures = []
+            self._holds = []
             self._html_error_next = False
+            released, self._release = self._release, threading.Event()
+        released.set()  # requests still held belong to a test that is over
+
+    def hold_next(self, path_prefix: str, seconds: float, count: int = 1) -> None:
+        """See :meth:`devserver.server.LocalAuthorizationServer.hold_next`."""
+        with self._lock:
+            self._holds.append(_Hold(path_prefix, seconds, count))
+
+    def hold(self, path: str) -> bool:
+        """Hold a request to ``path`` if a hold is due: False if it was released by :meth:`reset` instead."""
+        with self._lock:
+            due = next((h for h in self._holds if path.startswith(h.prefix)), None)
+            if due is None:
+                return True
+            due.remaining -= 1
+            if due.remaining <= 0:
+                self._holds.remove(due)
+            release = self._release
+            self.holding += 1
+        try:
+            return not release.wait(due.seconds)
+        finally:
+            with self._lock:
+                self.holding -= 1
 
     def fail_next(
         self,
@@ -103,7 +138,7 @@ class Faults:
 
 
 def inject_failure() -> Response | None:
-    """``before_request`` hook: serve a due failure instead of the request (before authentication).
+    """``before_request`` hook: hold the request if a hold is due, then serve a due failure instead of it.
 
     An injected failure of the token endpoint is recorded like any token request. The
     ``/_devserver/`` view is exempt: reading the records must not use up a failure meant for
@@ -112,6 +147,8 @@ def inject_failure() -> Response | None:
     if request.path.startswith(RECORDS_PREFIX + "/"):
         return None
     server = local_server()
+    if not server.faults.hold(request.path):
+        return Response("released by a reset", status=503)  # for a test that is over: not recorded
     failure = server.faults.take_failure(request.path)
     if failure is None:
         return None

@@ -383,6 +383,20 @@ class LocalAuthorizationServer:
         """
         self.faults.fail_next(path_prefix, status, retry_after, count, location)
 
+    def hold_next(self, path_prefix: str, seconds: float, count: int = 1) -> None:
+        """Hold the next ``count`` requests under ``path_prefix`` for ``seconds`` before serving them.
+
+        A slow token endpoint, to keep a client waiting (or killed) in the middle of a token
+        request. :attr:`holding` tells how many requests are held now; :meth:`reset` ends every hold
+        at once, answering 503 without recording the request (its test is over).
+        """
+        self.faults.hold_next(path_prefix, seconds, count)
+
+    @property
+    def holding(self) -> int:
+        """How many requests a :meth:`hold_next` is holding now."""
+        return self.faults.holding
+
     @property
     def html_error_next(self) -> bool | int:
         """Knob (see the class docstring), kept by :attr:`faults`."""

@@ -37,6 +37,7 @@ from devserver.server import LocalAuthorizationServer  # noqa: E402
 
 if TYPE_CHECKING:
     from airflow_jwt_provider.credentials import JwtBearerCredentials
+    from tests.redis_server import RedisServer
 
 CLIENT_ID = "test-client"
 CLIENT_SECRET = "s3cr3t-client-secret-value"
@@ -179,6 +180,35 @@ def kms_extra(kms_key: str, aws_conn_id: str, server: LocalAuthorizationServer, 
     }
     values.update(extra)
     return {k: v for k, v in values.items() if v is not None}
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real redis-server on a free loopback port, for the whole run."""
+    from tests.redis_server import RedisServer
+
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+#: The Airflow ``redis`` connection the shared token cache tests point ``token_cache_conn_id`` at.
+REDIS_CONN_ID = "jwt_token_cache"
+
+
+@pytest.fixture
+def redis_connection(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[RedisServer]:
+    """``redis_server`` emptied, as the Airflow ``redis`` connection :data:`REDIS_CONN_ID`; stores forgotten."""
+    from airflow_jwt_provider.shared_token_cache import reset_store_health
+    from airflow_jwt_provider.token_store import forget_token_stores
+
+    redis_server.client().flushall()
+    monkeypatch.setenv(f"AIRFLOW_CONN_{REDIS_CONN_ID.upper()}", f"{redis_server.url}?db=0")
+    forget_token_stores()
+    reset_store_health()
+    yield redis_server
+    forget_token_stores()
+    reset_store_health()
 
 
 @pytest.fixture

@@ -307,6 +307,8 @@ def test_the_parser_sees_the_imports_the_rules_are_about() -> None:
     assert (f"{PACKAGE}.hooks.jwt_bearer_async", "aiohttp", False) in seen
     assert (f"{PACKAGE}.hooks.jwt_bearer", f"{PACKAGE}.credentials", True) in seen  # signing stack on first use
     assert (f"{PACKAGE}.signers.factory", f"{PACKAGE}.signers.pkcs11", True) in seen  # a device signer when built
+    assert (f"{PACKAGE}.signers.base", f"{PACKAGE}.exceptions") in {(importer, target) for importer, target, _ in seen}
+    assert (f"{PACKAGE}.token_store", f"{PACKAGE}.token_stores.redis", True) in seen  # the optional backend, lazily
     type_only = {(imp.importer, imp.target) for imp in imports if imp.type_only}
     assert (f"{PACKAGE}.presets", f"{PACKAGE}.settings") in type_only
     modules = module_names(PACKAGE_DIR, PACKAGE)

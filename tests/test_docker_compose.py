@@ -306,6 +306,7 @@ def test_dockerfile_installs_the_provider_with_jks_extra(dockerfile: list[tuple[
     assert provider, f"no `pip install <{' or '.join(sorted(destinations))}>[...]` in the Dockerfile"
     assert any("jks" in extras for extras in provider), f"the provider is installed with extras {provider}"
     assert any("devserver" in extras for extras in provider), "the devserver extra (authserver) is missing"
+    assert any("redis" in extras for extras in provider), "the redis extra (token_cache: redis) is missing"
     assert any("apache-airflow-providers-celery" in line for line in pip_lines), (
         "the Celery worker needs apache-airflow-providers-celery installed in the image"
     )
@@ -568,3 +569,16 @@ def test_stack_wiring_end_to_end_on_loopback(
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+def test_the_stack_shares_tokens_through_the_broker_redis(components: dict[str, dict]) -> None:
+    """[jwt_bearer] token_cache = redis on every Airflow service, through a redis connection to the broker's host."""
+    for name, svc in components.items():
+        env = environment(svc)
+        assert env.get("AIRFLOW__JWT_BEARER__TOKEN_CACHE") == "redis", name
+        conn_id = env.get("AIRFLOW__JWT_BEARER__TOKEN_CACHE_CONN_ID", "")
+        uri = env.get(f"AIRFLOW_CONN_{conn_id.upper()}")
+        assert uri, f"{name}: the token cache connection {conn_id!r} is not defined"
+        cache, broker = urlsplit(uri), urlsplit(env["AIRFLOW__CELERY__BROKER_URL"])
+        assert cache.scheme == "redis", f"{name}: {conn_id} is not a redis connection"
+        assert (cache.hostname, cache.port) == (broker.hostname, broker.port), f"{name}: not the broker's Redis"

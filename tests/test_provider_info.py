@@ -55,3 +55,28 @@ def test_connections_cli_knows_the_type(set_connection) -> None:
     set_connection("cli_conn", login="c", extra={"auth_url": "https://x/token", "key_file": "/k"})
     out = airflow_cli("connections", "get", "cli_conn", "-o", "json")
     assert '"conn_type": "jwt_bearer"' in out
+
+
+def test_airflow_config_shows_the_jwt_bearer_section() -> None:
+    """The [jwt_bearer] section declared in the provider info, as the real ``airflow config`` command shows it."""
+    listed = airflow_cli("config", "list", "--section", "jwt_bearer", "--include-descriptions", "--show-values")
+    assert "[jwt_bearer]" in listed
+    for option, default in [
+        ("token_cache", "memory"),
+        ("token_cache_conn_id", "redis_default"),
+        ("token_cache_wait", "10"),
+        ("token_cache_io_timeout", "0.5"),
+    ]:
+        assert f"{option} = {default}" in listed, listed
+    assert "token_cache_dir =" in listed
+    assert "Celery broker's Redis" in listed  # the descriptions come along
+    env = {**os.environ, "AIRFLOW__JWT_BEARER__TOKEN_CACHE": "redis"}
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow", "config", "get-value", "jwt_bearer", "token_cache"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "redis"

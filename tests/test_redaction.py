@@ -36,6 +36,11 @@ OPAQUE = "Qx7-opaque_token.value~with/chars+42=="
         ),
         ("basic authentication failed", "basic authentication failed"),
         ("the assertion: it expired", "the assertion: it expired"),
+        ("Authorization: token ghp_16C7e42F292c6912E7710c838347Ae178B4a", "Authorization: token ***"),
+        (
+            "Token endpoint https://login/oauth2/token answered HTTP 503; retrying",
+            "Token endpoint https://login/oauth2/token answered HTTP 503; retrying",
+        ),
         ("GET https://api.example.com/v2/items?page=2", "GET https://api.example.com/v2/items?page=2"),
     ],
 )

@@ -181,3 +181,51 @@ def test_proxy_credentials_are_not_in_any_repr() -> None:
     for text in (repr(settings), repr(settings.http), str(settings)):
         assert "pr0xy-pa55" not in text
         assert "proxy-user" not in text
+
+
+# --------------------------------------------------------------------------- token cache
+
+
+def test_token_cache_defaults_to_memory() -> None:
+    cache = parse(BASE_EXTRA).token_cache
+    assert (cache.kind, cache.conn_id, cache.directory, cache.wait, cache.io_timeout) == (
+        "memory",
+        "redis_default",
+        None,
+        10.0,
+        0.5,
+    )
+    assert not cache.shared
+
+
+def test_token_cache_extras_win_over_the_configuration_section(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW__JWT_BEARER__TOKEN_CACHE", "redis")
+    monkeypatch.setenv("AIRFLOW__JWT_BEARER__TOKEN_CACHE_CONN_ID", "broker_redis")
+    monkeypatch.setenv("AIRFLOW__JWT_BEARER__TOKEN_CACHE_DIR", "/var/cache/jwt")
+    monkeypatch.setenv("AIRFLOW__JWT_BEARER__TOKEN_CACHE_WAIT", "4.5")
+    monkeypatch.setenv("AIRFLOW__JWT_BEARER__TOKEN_CACHE_IO_TIMEOUT", "0.2")
+    configured = parse(BASE_EXTRA).token_cache
+    assert (configured.kind, configured.conn_id, configured.directory) == ("redis", "broker_redis", "/var/cache/jwt")
+    assert (configured.wait, configured.io_timeout) == (4.5, 0.2)
+    assert configured.shared
+    own = parse({**BASE_EXTRA, "token_cache": "File", "token_cache_dir": "/tmp/mine"}).token_cache
+    assert (own.kind, own.directory, own.conn_id) == ("file", "/tmp/mine", "broker_redis")
+    assert parse({**BASE_EXTRA, "token_cache": "memory"}).token_cache.kind == "memory"
+    assert parse({**BASE_EXTRA, "token_cache_conn_id": "other"}).token_cache.conn_id == "other"
+
+
+def test_token_cache_errors_name_the_extra_or_the_configuration_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    wrong = error_of({**BASE_EXTRA, "token_cache": "memcached"})
+    assert wrong.field == "token_cache"
+    assert "token_cache is 'memcached'; use one of: memory, file, redis" in str(wrong)
+    assert "did you mean 'token_cache'" in str(error_of({**BASE_EXTRA, "token_cach": "redis"}))
+    monkeypatch.setenv("AIRFLOW__JWT_BEARER__TOKEN_CACHE", "disk")
+    configured = error_of(BASE_EXTRA)
+    assert configured.field == "token_cache"
+    assert "[jwt_bearer] token_cache (AIRFLOW__JWT_BEARER__TOKEN_CACHE) is 'disk'" in str(configured)
+    monkeypatch.setenv("AIRFLOW__JWT_BEARER__TOKEN_CACHE", "redis")
+    for value in ("0", "-1", "nan", "soon", "1e9"):
+        monkeypatch.setenv("AIRFLOW__JWT_BEARER__TOKEN_CACHE_WAIT", value)
+        error = error_of(BASE_EXTRA)
+        assert error.field == "token_cache_wait"
+        assert "AIRFLOW__JWT_BEARER__TOKEN_CACHE_WAIT" in str(error)

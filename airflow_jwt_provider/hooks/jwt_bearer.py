@@ -82,7 +82,7 @@ class JwtBearerHook(BaseHook):
         self.jwt_bearer_conn_id = jwt_bearer_conn_id
         self.method = method.upper()
         self._keep_alive = (tcp_keep_alive, tcp_keep_alive_idle, tcp_keep_alive_count, tcp_keep_alive_interval)
-        self._token_cache = token_cache or TOKEN_CACHE
+        self._token_cache = token_cache if token_cache is not None else TOKEN_CACHE  # an empty cache is falsy
         self._sessions: OrderedDict[TokenParameters, JwtBearerSession] = OrderedDict()
 
     @classmethod

@@ -56,7 +56,7 @@ class JwtBearerAsyncHook(BaseHook):
     def __init__(self, jwt_bearer_conn_id: str = default_conn_name, *, token_cache: TokenCache | None = None) -> None:
         super().__init__()
         self.jwt_bearer_conn_id = jwt_bearer_conn_id
-        self._token_cache = token_cache or TOKEN_CACHE
+        self._token_cache = token_cache if token_cache is not None else TOKEN_CACHE  # an empty cache is falsy
         self._credentials: JwtBearerCredentials | None = None
         self._ssl: ssl.SSLContext | bool | None = None
         self._session: aiohttp.ClientSession | None = None

@@ -47,6 +47,12 @@ ES_CURVES: dict[str, str] = {"ES256": "secp256r1", "ES384": "secp384r1", "ES512"
 RSA_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
 #: RFC 7518 §3.3: RSA keys of 2048 bits or more.
 MIN_RSA_BITS = 2048
+#: JWS algorithms whose signature of given bytes is always the same (RSASSA-PKCS1-v1_5, Ed25519);
+#: PSS and ECDSA signatures are randomised (a fresh salt or nonce each time).
+DETERMINISTIC_ALGORITHMS = ("RS256", "RS384", "RS512", "EdDSA")
+#: What a signer signs to derive its key-holder secret (never sent anywhere; versioned so a new
+#: derivation never reads entries sealed by an older one).
+KEY_HOLDER_CONTEXT = b"airflow-jwt-provider token cache key-holder secret v1"
 
 
 @runtime_checkable
@@ -110,6 +116,28 @@ class DeviceSigner:
     @property
     def public_key(self) -> SigningPublicKey:
         return self._public_key
+
+
+def key_holder_secret(signer: Signer) -> bytes | None:
+    """32 bytes that only a holder of ``signer``'s private key can compute, or ``None`` if it cannot tell.
+
+    The shared token cache derives the key that encrypts tokens at rest from it, so that reading a
+    cached token takes what minting one takes. A signer may define ``key_holder_secret()`` itself
+    (the local signer hashes its private key). Any other signer, a remote one whose private key is
+    not readable (PKCS#11, a KMS), is asked to sign a fixed context string: with a deterministic
+    algorithm (RS256/384/512, EdDSA) the signature is the same every time and is a secret only the
+    key holder can produce. ECDSA and PSS signatures are randomised, so such a signer gives ``None``
+    and the caller must find secret material elsewhere (the client secret) or refuse.
+    """
+    own = getattr(signer, "key_holder_secret", None)
+    if callable(own):
+        secret = own()
+        if not isinstance(secret, bytes) or len(secret) < 16:
+            raise TypeError(f"{type(signer).__name__}.key_holder_secret() must return at least 16 bytes")
+        return secret
+    if signer.algorithm not in DETERMINISTIC_ALGORITHMS:
+        return None
+    return hashlib.sha256(b"signature:" + signer.sign(KEY_HOLDER_CONTEXT)).digest()
 
 
 def hash_for(algorithm: str) -> hashes.HashAlgorithm:

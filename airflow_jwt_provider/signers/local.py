@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+from functools import cached_property
+
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from jwt.algorithms import Algorithm, get_default_algorithms
 
 from airflow_jwt_provider.keys import SigningKey
@@ -46,3 +50,14 @@ class LocalKeySigner:
 
     def sign(self, signing_input: bytes) -> bytes:
         return self._implementation.sign(signing_input, self.key.private_key)
+
+    def key_holder_secret(self) -> bytes:
+        """A digest of the private key itself (any key type): see :func:`~.base.key_holder_secret`."""
+        return self._key_holder_secret
+
+    @cached_property
+    def _key_holder_secret(self) -> bytes:
+        der = self.key.private_key.private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        return hashlib.sha256(b"private-key:" + der).digest()

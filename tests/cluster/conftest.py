@@ -10,7 +10,8 @@ endpoints) or ``in-process`` (the devserver in the pytest process: records read 
 issued access tokens known, so the log scan looks for them too).
 
 A test module sets ``CONNECTION_EXTRA`` (a dict) to add keys to the extra of the compose file's
-``jwt_bearer_default`` connection.
+``jwt_bearer_default`` connection, and ``EXTRA_CONNECTIONS`` (connection id → extra keys) to define
+more connections like it.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
         workdir,
         extra_dags=sorted(DAGS.glob("*.py")),
         connection_extra=getattr(request.module, "CONNECTION_EXTRA", {}),
+        extra_connections=getattr(request.module, "EXTRA_CONNECTIONS", {}),
         authserver_mode=AUTHSERVER_MODE,
     )
     started = time.monotonic()

@@ -199,6 +199,8 @@ class AuthServer(Protocol):
 
     def issued_access_tokens(self) -> list[str] | None: ...
 
+    def reset(self) -> None: ...
+
     def stop(self) -> None: ...
 
 
@@ -238,6 +240,9 @@ class InProcessAuthServer:
         with self.server._lock:  # the devserver keeps them for its own bearer checks only
             return list(self.server._tokens)
 
+    def reset(self) -> None:
+        self.server.reset()
+
     def stop(self) -> None:
         self.server.stop()
 
@@ -269,6 +274,10 @@ class ProcessAuthServer:
         """None: a devserver process never tells its tokens (CLUSTER_AUTHSERVER=in-process does)."""
         return None
 
+    def reset(self) -> None:
+        """Forget the records (``POST /_devserver/reset``), e.g. between two DAG runs."""
+        requests.post(f"{self.url}/_devserver/reset", timeout=10).raise_for_status()
+
     def stop(self) -> None:  # the component is stopped with the others
         pass
 
@@ -284,12 +293,15 @@ class Cluster:
 
     ``extra_dags``: DAG files linked into the dags folder next to the repository's ``dags/``.
     ``connection_extra``: keys merged into the extra of ``AIRFLOW_CONN_JWT_BEARER_DEFAULT``.
+    ``extra_connections``: more connections, by id: copies of that connection with these keys merged
+    into their extra (``{"jwt_bearer_memory": {"token_cache": "memory"}}``), set on every service.
     ``authserver_mode``: ``"in-process"`` or ``"process"`` (see the two classes above).
     """
 
     workdir: Path
     extra_dags: list[Path] = field(default_factory=list)
     connection_extra: Mapping[str, Any] = field(default_factory=dict)
+    extra_connections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     workers: int = 2
     authserver_mode: str = "process"
     startup_timeout: float = 240.0
@@ -347,14 +359,11 @@ class Cluster:
     def service_env(self, service: str) -> dict[str, str]:
         """The process environment of an Airflow service (see the module docstring for what differs)."""
         env = self.compose_env(service)
-        if CONN_VAR in env and self.connection_extra:
-            connection = json.loads(env[CONN_VAR])
-            added = {
-                key: self.localize(value, f"connection extra {key}") if isinstance(value, str) else value
-                for key, value in self.connection_extra.items()
-            }
-            connection["extra"] = {**connection.get("extra", {}), **added}
-            env[CONN_VAR] = json.dumps(connection)
+        if CONN_VAR in env:
+            compose_connection = env[CONN_VAR]
+            env[CONN_VAR] = self._with_extra(compose_connection, self.connection_extra)
+            for conn_id, extra in self.extra_connections.items():
+                env[f"AIRFLOW_CONN_{conn_id.upper()}"] = self._with_extra(compose_connection, extra)
         # What the image sets and each container has to itself.
         env["AIRFLOW_HOME"] = str(self.host_path(IMAGE_AIRFLOW_HOME))
         env["AIRFLOW__API__HOST"] = "127.0.0.1"
@@ -364,6 +373,18 @@ class Cluster:
         env["AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT"] = str(self.ports["triggerer-logs"])
         env.update(TUNING)
         return env
+
+    def _with_extra(self, connection_json: str, extra: Mapping[str, Any]) -> str:
+        """A connection (JSON) with ``extra`` merged into its extra, string values mapped like compose values."""
+        if not extra:
+            return connection_json
+        connection = json.loads(connection_json)
+        added = {
+            key: self.localize(value, f"connection extra {key}") if isinstance(value, str) else value
+            for key, value in extra.items()
+        }
+        connection["extra"] = {**connection.get("extra", {}), **added}
+        return json.dumps(connection)
 
     def service_argv(self, service: str) -> list[str]:
         """A service's command as the image's entrypoint runs it (``airflow <command>`` unless bash/python)."""

@@ -1,43 +1,52 @@
 """The compose topology at work: 100 mapped token users on two Celery workers, deferred ones on the triggerer.
 
-Everything goes through what a user has: the DAG is unpaused and triggered through the REST API,
+Everything goes through what a user has: the DAGs are unpaused and triggered through the REST API,
 task states, XComs and task logs are read back through it, and the authorization server counts
 the token requests it received from all the processes of the stack.
+
+Two runs on one stack, one after the other, of the same DAG shape through two connections: the
+compose file's ``jwt_bearer_default``, whose tokens the whole stack shares through the Celery
+broker's Redis (``[jwt_bearer] token_cache = redis`` in the compose environment): one token
+request for the run; and ``jwt_bearer_memory``, the same connection with ``token_cache: memory``:
+a token per task process, the number recorded.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import redis
 
-from tests.cluster.dags.jwt_cluster import DAG_ID, DEFERRED_JOBS, MAPPED_CALLS
+from tests.cluster.dags.jwt_cluster import DAG_ID, DEFERRED_JOBS, MAPPED_CALLS, MEMORY_CONN_ID, MEMORY_DAG_ID
 from tests.cluster.harness import CONN_VAR, IMAGE_AIRFLOW_HOME, Cluster, ClusterError
 from tests.e2e.conftest import JWT_PATTERN
 
 pytestmark = pytest.mark.cluster
 
-#: Keys added to the extra of the compose file's ``jwt_bearer_default`` connection for this run,
-#: e.g. ``{"token_cache": "redis"}`` for a token cache shared by every process of the stack.
-CONNECTION_EXTRA: dict[str, Any] = {}
+#: The runs of this module, in order: the token cache of the connection → the DAG that uses it.
+RUNS = {"redis": DAG_ID, "memory": MEMORY_DAG_ID}
+#: The connection of the memory run: the compose file's, with the stack-wide token cache overridden.
+EXTRA_CONNECTIONS: dict[str, dict[str, Any]] = {MEMORY_CONN_ID: {"token_cache": "memory"}}
 RUN_TIMEOUT = 420.0
 PARSE_TIMEOUT = 120.0
 DEFERRED_TASKS = ("items_deferred", "jobs_deferred")
 ITEM_PAGES = [list(range(1, 11)), list(range(11, 21)), [21, 22, 23]]  # the devserver's 23 items by 10
 
 
-def expected_token_requests(extra: dict[str, Any]) -> tuple[int, int | None]:
-    """(least, most) token requests for one run of the DAG, given the connection's extra.
+def expected_token_requests(token_cache: str) -> tuple[int, int | None]:
+    """(least, most) token requests for one run of the DAG, given the connection's token cache.
 
-    With the per-process cache (the default), each task process asks once and the triggerer once
-    for all its triggers: about one per task process, so only "at least one" holds for sure. With
-    a cache shared by every process, the first asker is the only one.
+    With the per-process cache, each task process asks once and the triggerer once for all its
+    triggers: about one per task process, so only "at least one" holds for sure. With a cache
+    shared by every process, the first asker is the only one.
     """
-    if extra.get("token_cache") == "redis":
+    if token_cache in ("redis", "file"):
         return 1, 1
     return 1, None
 
@@ -46,6 +55,8 @@ def expected_token_requests(extra: dict[str, Any]) -> tuple[int, int | None]:
 class FinishedRun:
     """A run of the DAG as the REST API reported it, and the authorization server's records at its end."""
 
+    token_cache: str
+    dag_id: str
     run_id: str
     state: str
     seconds: float
@@ -70,13 +81,13 @@ class FinishedRun:
         return self.records[name]
 
 
-def _task_instances(cluster: Cluster, run_id: str) -> list[dict[str, Any]]:
+def _task_instances(cluster: Cluster, dag_id: str, run_id: str) -> list[dict[str, Any]]:
     """Every task instance of the run, mapped ones included (the API pages by 100 at most)."""
     found: list[dict[str, Any]] = []
     while True:
         page = cluster.api(
             "GET",
-            f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances",
+            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
             params={"limit": 100, "offset": len(found), "order_by": "map_index"},
         )
         found += page["task_instances"]
@@ -88,71 +99,85 @@ def _state_counts(task_instances: list[dict[str, Any]]) -> dict[str, int]:
     return dict(Counter(f"{ti['task_id']}:{ti['state']}" for ti in task_instances))
 
 
-def _wait_for_dag(cluster: Cluster) -> None:
+def _wait_for_dag(cluster: Cluster, dag_id: str = DAG_ID) -> None:
     """Until the dag-processor has parsed the DAG (the api-server answers 404 before)."""
     deadline = time.monotonic() + PARSE_TIMEOUT
     while True:
         cluster.check_alive()
         try:
-            cluster.api("GET", f"/api/v2/dags/{DAG_ID}")
+            cluster.api("GET", f"/api/v2/dags/{dag_id}")
             return
         except ClusterError as exc:
             if "HTTP 404" not in str(exc):
                 raise
         if time.monotonic() > deadline:
             errors = cluster.api("GET", "/api/v2/importErrors")
-            pytest.fail(f"{DAG_ID} was not parsed within {PARSE_TIMEOUT:.0f} s; import errors: {errors}")
+            pytest.fail(f"{dag_id} was not parsed within {PARSE_TIMEOUT:.0f} s; import errors: {errors}")
         time.sleep(1)
 
 
-@pytest.fixture(scope="module")
-def finished_run(cluster: Cluster) -> FinishedRun:
-    """Unpause and trigger the DAG through the REST API, and wait for its run to end."""
+def run_dag(cluster: Cluster, token_cache: str, dag_id: str) -> FinishedRun:
+    """Unpause and trigger the DAG through the REST API, wait for its run to end, read the authserver's records."""
     assert cluster.authserver is not None
-    _wait_for_dag(cluster)
-    cluster.api("PATCH", f"/api/v2/dags/{DAG_ID}", json={"is_paused": False})
+    _wait_for_dag(cluster, dag_id)
+    cluster.authserver.reset()  # the records of this run only
+    cluster.api("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
     started = time.monotonic()
-    run_id = cluster.api("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": None})["dag_run_id"]
-    while (state := cluster.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")["state"]) not in {
+    run_id = cluster.api("POST", f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None})["dag_run_id"]
+    while (state := cluster.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"]) not in {
         "success",
         "failed",
     }:
         cluster.check_alive()
         if time.monotonic() - started > RUN_TIMEOUT:
-            counts = _state_counts(_task_instances(cluster, run_id))
+            counts = _state_counts(_task_instances(cluster, dag_id, run_id))
             pytest.fail(
-                f"run {run_id} still {state} after {RUN_TIMEOUT:.0f} s; task states {counts}\n\n{cluster.log_tails()}",
+                f"run {run_id} of {dag_id} still {state} after {RUN_TIMEOUT:.0f} s; task states {counts}\n\n"
+                f"{cluster.log_tails()}",
                 pytrace=False,
             )
         time.sleep(2)
     seconds = time.monotonic() - started
-    cluster.timings["DAG run"] = seconds
+    cluster.timings[f"DAG run ({token_cache})"] = seconds
     records: dict[str, list[dict[str, Any]]] | ClusterError
-    try:  # now, before the connection test below adds a token request of its own
+    try:  # now, before anything else adds a token request of its own
         records = {
             "token_requests": cluster.authserver.token_requests(),
             "api_requests": cluster.authserver.api_requests(),
         }
     except ClusterError as exc:
         records = exc
-    return FinishedRun(run_id, state, seconds, _task_instances(cluster, run_id), records)
+    task_instances = _task_instances(cluster, dag_id, run_id)
+    return FinishedRun(token_cache, dag_id, run_id, state, seconds, task_instances, records)
+
+
+@pytest.fixture(scope="module")
+def finished_runs(cluster: Cluster) -> dict[str, FinishedRun]:
+    """Every run of :data:`RUNS`, one after the other on the one stack."""
+    return {token_cache: run_dag(cluster, token_cache, dag_id) for token_cache, dag_id in RUNS.items()}
+
+
+@pytest.fixture(scope="module", params=list(RUNS))
+def finished_run(request: pytest.FixtureRequest, finished_runs: dict[str, FinishedRun]) -> FinishedRun:
+    return finished_runs[request.param]
 
 
 def _xcom(cluster: Cluster, run: FinishedRun, task_id: str, map_index: int = -1) -> Any:
-    path = f"/api/v2/dags/{DAG_ID}/dagRuns/{run.run_id}/taskInstances/{task_id}/xcomEntries/return_value"
+    path = f"/api/v2/dags/{run.dag_id}/dagRuns/{run.run_id}/taskInstances/{task_id}/xcomEntries/return_value"
     return cluster.api("GET", path, params={"map_index": map_index})["value"]
 
 
 def _log_events(cluster: Cluster, run: FinishedRun, ti: dict[str, Any]) -> list[dict[str, Any]]:
     """The task's log as the UI shows it (the api-server reads it from the shared logs volume)."""
-    path = f"/api/v2/dags/{DAG_ID}/dagRuns/{run.run_id}/taskInstances/{ti['task_id']}/logs/{ti['try_number']}"
+    path = f"/api/v2/dags/{run.dag_id}/dagRuns/{run.run_id}/taskInstances/{ti['task_id']}/logs/{ti['try_number']}"
     answer = cluster.api("GET", path, params={"map_index": ti["map_index"]}, headers={"Accept": "application/json"})
     return answer["content"]
 
 
 def test_the_repository_dags_import_without_errors(cluster: Cluster) -> None:
     """The compose stack mounts dags/: every file parses in the dag-processor with the compose settings."""
-    _wait_for_dag(cluster)
+    for dag_id in RUNS.values():
+        _wait_for_dag(cluster, dag_id)
     errors = cluster.api("GET", "/api/v2/importErrors")
     assert errors["total_entries"] == 0, errors["import_errors"]
 
@@ -166,7 +191,10 @@ def _log_excerpt(cluster: Cluster, run: FinishedRun, ti: dict[str, Any], lines: 
 
 
 def test_every_task_instance_succeeded(cluster: Cluster, finished_run: FinishedRun, summary: list[str]) -> None:
-    summary.append(f"DAG run: {finished_run.state} in {finished_run.seconds:.1f} s")
+    summary.append(
+        f"DAG run of {finished_run.dag_id} (token_cache {finished_run.token_cache}): "
+        f"{finished_run.state} in {finished_run.seconds:.1f} s"
+    )
     not_ok = [ti for ti in finished_run.task_instances if ti["state"] != "success"]
     details = "\n".join(
         f"{ti['task_id']}[{ti['map_index']}] {ti['state']}:\n{_log_excerpt(cluster, finished_run, ti)}"
@@ -207,7 +235,7 @@ def test_both_workers_ran_tasks(cluster: Cluster, finished_run: FinishedRun, sum
         if component.name.startswith("airflow-worker-")
     }
     counts = {name: len(ids) for name, ids in ran_by.items()}
-    summary.append(f"task instances per worker: {counts}")
+    summary.append(f"task instances per worker ({finished_run.dag_id}): {counts}")
     assert len(ran_by) == cluster.workers
     assert all(ran_by.values()), f"a worker ran no task: {counts}"
     unseen = {ti["id"] for ti in finished_run.task_instances}.difference(*ran_by.values())
@@ -232,22 +260,44 @@ def test_the_triggerer_ran_the_deferred_tasks(cluster: Cluster, finished_run: Fi
 
 
 def test_token_requests_of_the_run(finished_run: FinishedRun, summary: list[str]) -> None:
-    """How many tokens the whole stack asked for: the number a shared token cache brings down to one."""
+    """How many tokens the whole stack asked for: one with the shared cache, about one per process without."""
     processes = MAPPED_CALLS + 1  # one whoami task process each, and the triggerer
+    count = len(finished_run.token_requests)
     summary.append(
-        f"token requests during the DAG run: {len(finished_run.token_requests)} "
-        f"({MAPPED_CALLS} mapped task processes and the triggerer used the connection; "
-        f"connection extra added: {CONNECTION_EXTRA or 'none'})"
+        f"token requests during the {finished_run.dag_id} run (token_cache {finished_run.token_cache}): {count} "
+        f"({MAPPED_CALLS} mapped task processes on 2 workers and the triggerer used the connection)"
     )
-    least, most = expected_token_requests(CONNECTION_EXTRA)
-    assert len(finished_run.token_requests) >= least
+    least, most = expected_token_requests(finished_run.token_cache)
+    assert count >= least
     if most is not None:
-        assert len(finished_run.token_requests) <= most
+        assert count <= most, [(r["time"], r["client_id"], r["issued_sub"]) for r in finished_run.token_requests]
     else:  # the per-process cache: no process asks twice for the same valid token
-        assert len(finished_run.token_requests) <= processes
+        assert count <= processes
 
 
-def test_no_secret_in_task_or_component_logs(cluster: Cluster, finished_run: FinishedRun, summary: list[str]) -> None:
+def test_the_broker_redis_holds_the_shared_token_sealed(
+    cluster: Cluster, finished_runs: dict[str, FinishedRun]
+) -> None:
+    """What the stack keeps in the broker's Redis: an entry named by a digest, encrypted, expiring; no lock left."""
+    client = redis.Redis(host="127.0.0.1", port=cluster.ports["redis"], socket_timeout=10)
+    try:
+        keys = sorted(key.decode() for key in client.keys("*"))
+        ours = [key for key in keys if key.startswith("jwt_bearer:")]
+        assert ours, f"no token cache entry among the broker's keys: {keys}"
+        assert len(ours) < len(keys), "the Celery broker's own keys are missing: is this the broker's Redis?"
+        for key in ours:
+            assert re.fullmatch(r"jwt_bearer:\{[0-9a-f]{64}\}:token", key), f"unexpected key (a lock left?): {key}"
+            value = client.get(key) or b""
+            for clear in (b"demo-user", b"demo-client", b"Bearer", b"access_token"):
+                assert clear not in value, f"{key} shows {clear!r}"
+            assert 0 < client.pttl(key) <= 3600 * 1000, "a token entry without an expiry"
+    finally:
+        client.close()
+
+
+def test_no_secret_in_task_or_component_logs(
+    cluster: Cluster, finished_runs: dict[str, FinishedRun], summary: list[str]
+) -> None:
     """Deployed workers mask task logs (dag.test() does not): no token, assertion or keystore password in them.
 
     The access tokens are looked for when the authserver runs in this process (it can list them);
@@ -264,7 +314,7 @@ def test_no_secret_in_task_or_component_logs(cluster: Cluster, finished_run: Fin
         secrets += tokens
     logs = [path for path in cluster.host_path(f"{IMAGE_AIRFLOW_HOME}/logs").rglob("*.log") if path.is_file()]
     logs += list(cluster.logs().values())
-    assert len(logs) > MAPPED_CALLS, f"only {len(logs)} log files"
+    assert len(logs) > MAPPED_CALLS * len(finished_runs), f"only {len(logs)} log files"
     for path in logs:
         text = path.read_text(errors="replace")
         leaked = [secret[:4] + "..." for secret in secrets if secret in text]

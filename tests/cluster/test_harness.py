@@ -17,7 +17,11 @@ AIRFLOW_SERVICES += ["airflow-triggerer", "airflow-worker"]
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Cluster:
-    return Cluster(tmp_path, connection_extra={"token_cache_url": "redis://redis:6379/1"})
+    return Cluster(
+        tmp_path,
+        connection_extra={"token_cache_url": "redis://redis:6379/1"},
+        extra_connections={"jwt_bearer_memory": {"token_cache": "memory"}},
+    )
 
 
 @pytest.mark.parametrize("service", AIRFLOW_SERVICES)
@@ -41,6 +45,16 @@ def test_urls_point_at_the_chosen_ports(cluster: Cluster) -> None:
     assert extra["auth_url"] == f"http://127.0.0.1:{cluster.ports['authserver']}/oauth2/token"
     assert extra["key_file"] == str(cluster.image_root / "opt/airflow/keys/demo.p12")
     assert extra["token_cache_url"] == f"redis://127.0.0.1:{cluster.ports['redis']}/1"  # added extras are mapped too
+    assert env["AIRFLOW_CONN_JWT_TOKEN_CACHE"] == f"redis://127.0.0.1:{cluster.ports['redis']}"  # the token cache
+
+
+def test_extra_connections_copy_the_compose_connection(cluster: Cluster) -> None:
+    for service in ("airflow-worker", "airflow-triggerer", "airflow-apiserver"):
+        env = cluster.service_env(service)
+        default, memory = json.loads(env[CONN_VAR]), json.loads(env["AIRFLOW_CONN_JWT_BEARER_MEMORY"])
+        compose_extra = {k: v for k, v in default["extra"].items() if k != "token_cache_url"}  # the fixture's own
+        assert memory["extra"] == {**compose_extra, "token_cache": "memory"}
+        assert {k: v for k, v in memory.items() if k != "extra"} == {k: v for k, v in default.items() if k != "extra"}
 
 
 def test_commands_run_from_the_repository(cluster: Cluster) -> None:

@@ -27,3 +27,31 @@ def test_fail_next(server: LocalAuthorizationServer, keys: dict[str, SigningKey]
     assert api(server, "/items", access_token).status_code == 200
     server.fail_next("/api/", 503, count=2)
     assert [api(server, "/whoami", access_token).status_code for _ in range(3)] == [503, 503, 200]
+
+
+def test_hold_next(server: LocalAuthorizationServer, keys: dict[str, SigningKey]) -> None:
+    import threading
+    import time
+
+    server.hold_next("/oauth2/token", seconds=0.6)
+    started = time.monotonic()
+    held = grant(server, assertion(server, keys["rsa"], iss="client-rsa"))
+    assert held.status_code == 200
+    assert time.monotonic() - started >= 0.6
+    assert grant(server, assertion(server, keys["rsa"], iss="client-rsa")).status_code == 200  # one hold only
+    # A reset ends a hold at once: the held request is answered 503 and not recorded.
+    server.hold_next("/oauth2/token", seconds=30)
+    answers: list[int] = []
+    waiter = threading.Thread(
+        target=lambda: answers.append(grant(server, assertion(server, keys["rsa"], iss="client-rsa")).status_code)
+    )
+    waiter.start()
+    deadline = time.monotonic() + 5
+    while server.holding == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert server.holding == 1
+    server.reset()
+    waiter.join(timeout=5)
+    assert answers == [503]
+    assert server.holding == 0
+    assert server.token_requests == []

@@ -1,0 +1,95 @@
+"""The :class:`TokenStore` contract: where processes share sealed tokens, and the lock that makes one fetch.
+
+A store keeps opaque bytes (sealed entries, see :mod:`airflow_jwt_provider.token_sealing`) under
+names that reveal nothing, for a time, and offers the three atomic operations a cluster-wide
+single flight needs:
+
+* ``put(name, value, ttl)``: the entry expires by itself (Redis TTL; file entries are pruned);
+* ``try_lock(name, ttl)``: a lock per name, taken without waiting, that frees itself if its
+  holder dies (a Redis ``SET NX PX`` with a fencing value, released only by its holder; a
+  ``flock``, which the kernel releases with the process);
+* ``compare_and_delete(name, prefix)``: drop the entry only if it still starts with ``prefix``
+  (the tag of the token the API refused), atomically.
+
+Two stores exist: :mod:`~airflow_jwt_provider.token_stores.file` (every process of one machine)
+and :mod:`~airflow_jwt_provider.token_stores.redis` (every worker of a cluster). They are opened
+once per process and settings (:func:`open_token_store`); what to do when one fails is the
+shared cache's business (:mod:`airflow_jwt_provider.shared_token_cache`), not theirs: a store
+raises whatever its backend raises.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Protocol
+
+from airflow_jwt_provider.settings import TokenCacheSettings
+
+
+class StoreLock(Protocol):
+    """A held lock of one name; :meth:`release` frees it only if it is still this holder's."""
+
+    def release(self) -> None: ...
+
+
+class TokenStore(Protocol):
+    """Sealed tokens by name, shared by processes; see the module docstring."""
+
+    #: How the store is named in warnings (no secret): ``redis connection 'x' (host:port/db)``.
+    description: str
+
+    def get(self, name: str) -> bytes | None:
+        """The entry of ``name``, or ``None`` if there is none (or it expired)."""
+        ...
+
+    def put(self, name: str, value: bytes, ttl: float) -> None:
+        """Keep ``value`` under ``name`` for ``ttl`` seconds, replacing any entry."""
+        ...
+
+    def try_lock(self, name: str, ttl: float) -> StoreLock | None:
+        """The lock of ``name`` if it is free now (held at most ``ttl`` seconds), else ``None``."""
+        ...
+
+    def compare_and_delete(self, name: str, prefix: bytes) -> bool:
+        """Delete the entry of ``name`` if it starts with ``prefix`` (any entry for ``b""``); whether it did."""
+        ...
+
+
+_STORES: dict[tuple[str, str, str | None, float, float], TokenStore] = {}
+_STORES_LOCK = threading.Lock()
+
+
+def open_token_store(settings: TokenCacheSettings) -> TokenStore:
+    """The store ``settings`` name, opened once per process (a Redis client and its pool, a checked folder).
+
+    Raises :class:`~airflow_jwt_provider.exceptions.JwtBearerConfigError` for a store that is
+    configured wrongly (a missing extra, a connection that is not ``redis``), and whatever the
+    backend raises when it cannot be reached.
+    """
+    key = (settings.kind, settings.conn_id, settings.directory, settings.io_timeout, settings.wait)
+    store = _STORES.get(key)
+    if store is not None:
+        return store
+    with _STORES_LOCK:
+        store = _STORES.get(key)
+        if store is None:
+            store = _STORES[key] = _open(settings)
+        return store
+
+
+def _open(settings: TokenCacheSettings) -> TokenStore:
+    if settings.kind == "redis":
+        from airflow_jwt_provider.token_stores.redis import RedisTokenStore
+
+        return RedisTokenStore.from_connection(settings.conn_id, io_timeout=settings.io_timeout)
+    if settings.kind == "file":
+        from airflow_jwt_provider.token_stores.file import FileTokenStore
+
+        return FileTokenStore(FileTokenStore.directory_for(settings.directory), lock_wait=settings.wait)
+    raise ValueError(f"token_cache {settings.kind!r} has no store")
+
+
+def forget_token_stores() -> None:
+    """Forget the stores opened so far (tests; a process that must reconnect)."""
+    with _STORES_LOCK:
+        _STORES.clear()

@@ -1,0 +1,1 @@
+"""Backends of the shared token cache: :mod:`.file` (one machine) and :mod:`.redis` (a cluster)."""
