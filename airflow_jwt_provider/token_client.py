@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import requests
 from requests.auth import HTTPBasicAuth
@@ -23,7 +23,7 @@ from airflow_jwt_provider.redaction import redact_text
 from airflow_jwt_provider.retry import TOKEN_REQUEST_RETRY, RetryPolicy, parse_http_date
 from airflow_jwt_provider.seconds import finite_seconds
 from airflow_jwt_provider.settings import HttpSettings
-from airflow_jwt_provider.trusted_hosts import Origin
+from airflow_jwt_provider.trusted_hosts import Origin, is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -310,9 +310,8 @@ def clock_offset(response: requests.Response) -> float | None:
 
 
 def _is_plain_http_to_remote(url: str) -> bool:
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    return parts.scheme == "http" and host not in ("localhost", "::1") and not host.startswith("127.")
+    origin = Origin.of(url)
+    return origin is not None and origin.scheme == "http" and not is_loopback(origin.host)
 
 
 def _printable(text: str) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from urllib.parse import urlsplit
 
 from airflow_jwt_provider.exceptions import JwtBearerConfigError
@@ -134,12 +135,16 @@ class TrustedHosts:
     base_url: str | None
     patterns: tuple[HostPattern, ...] = ()
 
+    @cached_property
+    def base_origin(self) -> Origin | None:
+        """The API base's origin, parsed once (every request that carries the token is checked)."""
+        return Origin.of(self.base_url) if self.base_url else None
+
     def allows(self, url: str) -> bool:
         origin = Origin.of(url)
         if origin is None:
             return False
-        base = Origin.of(self.base_url) if self.base_url else None
-        if origin == base:
+        if origin == self.base_origin:
             return True
         if origin.scheme != "https" and not is_loopback(origin.host):
             return False  # a listed host gets the token over TLS only (loopback test servers excepted)
