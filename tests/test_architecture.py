@@ -442,3 +442,26 @@ def test_from_imports_resolve_submodules_and_names(tmp_path: Path) -> None:
         "pkg.x->pkg.sub.z",
         "pkg.x->pkg.y",
     ]
+
+
+def test_dag_files_importing_the_operator_sensor_or_hook_do_not_load_the_signing_stack() -> None:
+    """DAG parsing pays for what a DAG file imports: PyJWT, cryptography's keys, aiohttp wait until a task runs.
+
+    (``benchmarks/bench_tokens.py`` times it; this guards the reason it is fast, in a fresh interpreter.)
+    """
+    import subprocess
+    import sys
+
+    script = """
+import sys
+from airflow.sdk import BaseOperator
+import requests
+before = set(sys.modules)
+import airflow_jwt_provider.operators.http, airflow_jwt_provider.sensors.http, airflow_jwt_provider.hooks.jwt_bearer
+import airflow_jwt_provider.triggers.http
+heavy = ("jwt", "aiohttp", "airflow_jwt_provider.credentials", "airflow_jwt_provider.keys",
+         "cryptography.hazmat.primitives.serialization.pkcs12")
+print(sorted(m for m in set(sys.modules) - before if m.split(".")[0] in ("jwt", "aiohttp") or m in heavy))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120)
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout[-2000:]
