@@ -41,7 +41,8 @@ class JwtBearerHook(BaseHook):
     """Call APIs with access tokens from the OAuth 2.0 JWT Bearer grant (RFC 7523).
 
     The connection is read and validated once, the key loaded once per process (cached by
-    content), and tokens are cached per process and refreshed ahead of expiry.
+    content), and tokens are cached per process (and, with ``token_cache`` ``file`` or ``redis``, shared
+    by every process that uses the connection) and refreshed ahead of expiry.
 
     The constructor and :meth:`run` take ``HttpHook``'s arguments in ``HttpHook``'s order, so
     the http provider's ``HttpOperator`` (which builds the hook of a connection with
