@@ -121,8 +121,8 @@ def dag_parsing() -> None:
 
 def main() -> int:
     from airflow_jwt_provider.hooks.jwt_bearer import JwtBearerHook
-    from airflow_jwt_provider.keys import KEY_CACHE
-    from airflow_jwt_provider.token_cache import TOKEN_CACHE
+    from airflow_jwt_provider.signing.key_files.loader import KEY_CACHE
+    from airflow_jwt_provider.tokens.cache import TOKEN_CACHE
 
     print(f"Python {sys.version.split()[0]}; medians; ratio < 1 means the provider is faster\n")
     dag_parsing()

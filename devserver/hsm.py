@@ -309,7 +309,7 @@ def _generate_keys(
     from pkcs11 import Attribute, CertificateType, KeyType, ObjectClass
     from pkcs11.util.ec import encode_named_curve_parameters
 
-    from airflow_jwt_provider.signers.pkcs11 import public_key_from_token_object
+    from airflow_jwt_provider.signing.signers.pkcs11._objects import public_key_from_token_object
 
     # Private halves as a production HSM keeps them: never readable, never exportable.
     private_template = {Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False, Attribute.SIGN: True}

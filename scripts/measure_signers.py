@@ -69,7 +69,8 @@ def measure(rounds: int, tmp: str) -> None:
         rows.append(("in memory (cryptography)", alg, 0.0, *timed(sign, rounds)))
 
     token = hsm.create_softhsm(Path(tmp) / "softhsm")
-    from airflow_jwt_provider.signers.pkcs11 import Pkcs11Signer, close_sessions
+    from airflow_jwt_provider.signing.signers.pkcs11._sessions import close_sessions
+    from airflow_jwt_provider.signing.signers.pkcs11.signer import Pkcs11Signer
 
     for alg, label in (("RS256", "rsa-signing"), ("PS256", "rsa-signing"), ("ES256", "ec-signing")):
         start = time.perf_counter()
@@ -95,7 +96,7 @@ def measure(rounds: int, tmp: str) -> None:
             "EC": kms.create_signing_key(client, "ECC_NIST_P256"),
         }
         os.environ["AIRFLOW_CONN_KMS_MEASURE"] = emulator.connection()
-        from airflow_jwt_provider.signers.aws_kms import AwsKmsSigner
+        from airflow_jwt_provider.signing.signers.aws_kms.signer import AwsKmsSigner
 
         kms_rounds = max(20, rounds // 4)
         for alg, key in (("RS256", "RSA"), ("PS256", "RSA"), ("ES256", "EC")):

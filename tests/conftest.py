@@ -36,7 +36,7 @@ from devserver import keystores as ks  # noqa: E402
 from devserver.server import LocalAuthorizationServer  # noqa: E402
 
 if TYPE_CHECKING:
-    from airflow_jwt_provider.credentials import JwtBearerCredentials
+    from airflow_jwt_provider.tokens.credentials import JwtBearerCredentials
     from tests.redis_server import RedisServer
 
 CLIENT_ID = "test-client"
@@ -127,7 +127,7 @@ def auth_server_session(keystores: dict[str, ks.Keystore]) -> Iterator[LocalAuth
 @pytest.fixture
 def auth_server(auth_server_session: LocalAuthorizationServer) -> Iterator[LocalAuthorizationServer]:
     """The running server with fresh records and knobs, and an empty token cache."""
-    from airflow_jwt_provider.token_cache import TOKEN_CACHE
+    from airflow_jwt_provider.tokens.cache import TOKEN_CACHE
 
     auth_server_session.reset()
     TOKEN_CACHE.invalidate()
@@ -199,8 +199,8 @@ REDIS_CONN_ID = "jwt_token_cache"
 @pytest.fixture
 def redis_connection(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[RedisServer]:
     """``redis_server`` emptied, as the Airflow ``redis`` connection :data:`REDIS_CONN_ID`; stores forgotten."""
-    from airflow_jwt_provider.shared_token_cache import reset_store_health
-    from airflow_jwt_provider.token_store import forget_token_stores
+    from airflow_jwt_provider.tokens.shared_cache import reset_store_health
+    from airflow_jwt_provider.tokens.stores.base import forget_token_stores
 
     redis_server.client().flushall()
     monkeypatch.setenv(f"AIRFLOW_CONN_{REDIS_CONN_ID.upper()}", f"{redis_server.url}?db=0")
@@ -294,9 +294,9 @@ def credentials_for(auth_server: LocalAuthorizationServer, keystores: dict[str, 
     """
     from airflow.sdk import Connection
 
-    from airflow_jwt_provider.credentials import JwtBearerCredentials
-    from airflow_jwt_provider.settings import JwtBearerSettings
-    from airflow_jwt_provider.token_cache import TokenCache
+    from airflow_jwt_provider.connection.parser import parse_connection
+    from airflow_jwt_provider.tokens.cache import TokenCache
+    from airflow_jwt_provider.tokens.credentials import JwtBearerCredentials
 
     cache = TokenCache()
 
@@ -318,7 +318,7 @@ def credentials_for(auth_server: LocalAuthorizationServer, keystores: dict[str, 
             host=auth_server.api_url if host == "api" else host,
             extra=json.dumps(connection_extra(store, auth_server, **extra)),
         )
-        return JwtBearerCredentials.from_settings(JwtBearerSettings.from_connection(conn), cache=cache)
+        return JwtBearerCredentials.from_settings(parse_connection(conn), cache=cache)
 
     return make
 
@@ -337,7 +337,7 @@ def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[hsm.SoftHsm]:
         pytest.fail("SoftHSM2 is required by the PKCS#11 tests: run scripts/install-system-deps (Debian: softhsm2)")
     token = hsm.create_softhsm(tmp_path_factory.mktemp("softhsm"))
     yield token
-    from airflow_jwt_provider.signers.pkcs11 import close_sessions
+    from airflow_jwt_provider.signing.signers.pkcs11._sessions import close_sessions
 
     close_sessions()
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_jwt_provider.api_request import ApiRequest
+from airflow_jwt_provider.connection.token_parameters import TokenParameters
 from airflow_jwt_provider.exceptions import JwtBearerConfigError
-from airflow_jwt_provider.token_parameters import TokenParameters
+from airflow_jwt_provider.http.request import ApiRequest
 
 
 def test_pagination_changes_merge_dicts_and_replace_the_rest() -> None:

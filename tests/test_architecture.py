@@ -1,17 +1,20 @@
-"""The package's import graph keeps its layers: data flows one way, from settings to the Airflow classes.
+"""What the package's layout promises beyond import-linter's contracts (``[tool.importlinter]``, ``./scripts/test``).
 
-Built by parsing every module of ``airflow_jwt_provider/`` with :mod:`ast` (nothing is imported),
-so an import hidden in a function counts as much as one at the top of a file:
+import-linter checks that data flows one way (connection → signing → tokens → http → hooks →
+operators, sensors, triggers, CLI), inside each layer too, and that the provider info and the sync
+hook import nothing they must not. This module checks, by parsing every module with :mod:`ast`
+(nothing is imported), what a contract cannot say:
 
-* the core (the modules directly in the package, and ``signers/``) never imports the Airflow
-  layer (``hooks``, ``operators``, ``sensors``, ``triggers``), not even for type hints;
-* ``triggers/`` imports nothing from ``operators``/``sensors``; those import ``triggers`` only
-  inside a function (when deferring), so that running a task does not load aiohttp;
-* the sync hook neither imports aiohttp nor the async hook;
-* module-level imports form no cycle.
+* operators and sensors import the trigger only inside the function that defers, so that running
+  a task does not load aiohttp (a contract sees an import, not where it sits);
+* no import cycle at all, counting imports inside functions and under ``if TYPE_CHECKING``;
+* no module longer than 500 lines;
+* no module compares a kind (a grant, a client authentication, a keystore type, a signer, a
+  token store...) to a string, except the parser that turns strings into kinds;
+* importing what a DAG file imports loads no signing stack (a fresh interpreter).
 
-The checker is tested on small packages written to a temporary folder, so it is known to fail
-when it should.
+The checkers are tested on small packages written to a temporary folder, so they are known to
+fail when they should.
 """
 
 from __future__ import annotations
@@ -25,7 +28,16 @@ import pytest
 
 PACKAGE = "airflow_jwt_provider"
 PACKAGE_DIR = Path(__file__).resolve().parent.parent / PACKAGE
-AIRFLOW_LAYER = ("hooks", "operators", "sensors", "triggers")
+MAX_MODULE_LINES = 500
+#: The modules that turn a connection's strings into kinds: the only ones that compare kinds to strings.
+PARSING_MODULES = (
+    f"{PACKAGE}.connection.parser",
+    f"{PACKAGE}.connection.extras",
+    f"{PACKAGE}.connection.kinds",
+    f"{PACKAGE}.connection._signer_group",
+    f"{PACKAGE}.connection._token_cache_group",
+    f"{PACKAGE}.connection._http_group",
+)
 
 
 @dataclass(frozen=True)
@@ -143,15 +155,6 @@ def in_subpackage(name: str, package: str, subpackages: Iterable[str]) -> bool:
 # --------------------------------------------------------------------------- the rules
 
 
-def core_imports_of_the_airflow_layer(imports: Iterable[Import], package: str) -> list[Import]:
-    """(a) Core modules (directly in the package, and ``signers``) importing hooks/operators/sensors/triggers."""
-    return [
-        imp
-        for imp in imports
-        if not in_subpackage(imp.importer, package, AIRFLOW_LAYER) and in_subpackage(imp.target, package, AIRFLOW_LAYER)
-    ]
-
-
 def eager_trigger_imports(imports: Iterable[Import], package: str) -> list[Import]:
     """(b) Triggers importing operators/sensors; operators/sensors importing triggers other than in a function.
 
@@ -171,25 +174,15 @@ def eager_trigger_imports(imports: Iterable[Import], package: str) -> list[Impor
     return bad
 
 
-def async_imports_of_the_sync_hook(imports: Iterable[Import], package: str) -> list[Import]:
-    """(c) The sync hook importing aiohttp or the async hook, at any level."""
-    return [
-        imp
-        for imp in imports
-        if imp.importer == f"{package}.hooks.jwt_bearer"
-        and (is_within(imp.target, "aiohttp") or is_within(imp.target, f"{package}.hooks.jwt_bearer_async"))
-    ]
-
-
 def import_graph(imports: Iterable[Import], package: str, modules: Iterable[str] = ()) -> dict[str, set[str]]:
-    """Module → modules of the package it imports when it is imported (function and type-only imports left out).
+    """Module → modules of the package it imports, anywhere: at module level, in functions, for type checking.
 
     ``modules`` are nodes even when they import nothing (an empty ``__init__``).
     """
     graph: dict[str, set[str]] = {module: set() for module in modules}
     for imp in imports:
         graph.setdefault(imp.importer, set())
-        if imp.runtime_module_level and is_within(imp.target, package) and imp.target != imp.importer:
+        if is_within(imp.target, package) and imp.target != imp.importer:
             graph[imp.importer].add(imp.target)
     return graph
 
@@ -261,19 +254,40 @@ def report(title: str, offending: Iterable[Import], root: Path) -> str:
     return f"{title}:\n  " + "\n  ".join(lines)
 
 
+def oversized_modules(package_dir: Path, limit: int = MAX_MODULE_LINES) -> list[str]:
+    """Modules longer than ``limit`` lines: split by concern instead."""
+    problems = []
+    for path in sorted(package_dir.rglob("*.py")):
+        lines = len(path.read_text(encoding="utf-8").splitlines())
+        if lines > limit:
+            problems.append(f"{path.relative_to(package_dir.parent)} has {lines} lines (at most {limit})")
+    return problems
+
+
+def kind_string_comparisons(package_dir: Path, package: str, kinds: Iterable[str], allowed: Iterable[str]) -> list[str]:
+    """``x == "pkcs11"``, ``x in ("jks", "jceks")``...: a kind compared to a string outside ``allowed`` modules."""
+    kinds = set(kinds)
+    problems = []
+    for name, path in module_names(package_dir, package).items():
+        if name in set(allowed):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Compare):
+                continue
+            for operand in [node.left, *node.comparators]:
+                values = operand.elts if isinstance(operand, (ast.Tuple, ast.List, ast.Set)) else [operand]
+                for value in values:
+                    if isinstance(value, ast.Constant) and isinstance(value.value, str) and value.value in kinds:
+                        problems.append(
+                            f"{path.relative_to(package_dir.parent)}:{node.lineno} compares to {value.value!r}"
+                        )
+    return problems
+
+
 def violations(package_dir: Path, package: str) -> list[str]:
     """Every rule broken by the package, each with the offending imports; empty when the layers hold."""
     imports = collect_imports(package_dir, package)
     problems: list[str] = []
-    if bad := core_imports_of_the_airflow_layer(imports, package):
-        problems.append(
-            report(
-                "core modules import the Airflow layer (hooks/operators/sensors/triggers); move the code down "
-                "into the core or pass what it needs in",
-                bad,
-                package_dir,
-            )
-        )
     if bad := eager_trigger_imports(imports, package):
         problems.append(
             report(
@@ -283,10 +297,8 @@ def violations(package_dir: Path, package: str) -> list[str]:
                 package_dir,
             )
         )
-    if bad := async_imports_of_the_sync_hook(imports, package):
-        problems.append(report("the sync hook imports aiohttp or the async hook", bad, package_dir))
     for cycle in find_cycles(import_graph(imports, package, module_names(package_dir, package))):
-        problems.append("module-level import cycle: " + " -> ".join(cycle))
+        problems.append("import cycle: " + " -> ".join(cycle))
     return problems
 
 
@@ -298,27 +310,54 @@ def test_the_package_keeps_its_layers() -> None:
     assert not problems, "\n\n".join(problems)
 
 
+def test_no_module_is_longer_than_500_lines() -> None:
+    problems = oversized_modules(PACKAGE_DIR)
+    assert not problems, "\n".join(problems)
+
+
+def every_kind_value() -> set[str]:
+    """The strings a kind is spelled with: members of the kind types, registered signers and stores, presets."""
+    from airflow_jwt_provider.common.registry import SIGNER_GROUP, TOKEN_STORE_GROUP, entry_point_names
+    from airflow_jwt_provider.connection import kinds
+    from airflow_jwt_provider.http.polling import PollOutcome
+    from airflow_jwt_provider.signing.certificates import CertificateState
+
+    values = {
+        str(member.value) for kind in (kinds.GrantType, kinds.ClientAuthMethod, kinds.KeystoreType) for member in kind
+    }
+    values |= {member.value for member in (*PollOutcome, *CertificateState)}
+    values |= {*entry_point_names(SIGNER_GROUP), *entry_point_names(TOKEN_STORE_GROUP), kinds.MEMORY_TOKEN_CACHE}
+    return values
+
+
+def test_kinds_are_compared_as_types_not_strings() -> None:
+    kinds = every_kind_value()
+    assert {"pkcs11", "private_key_jwt", "google_json", "redis", "expired", "wait"} <= kinds
+    problems = kind_string_comparisons(PACKAGE_DIR, PACKAGE, kinds, PARSING_MODULES)
+    assert not problems, "\n".join(problems)
+
+
 def test_the_parser_sees_the_imports_the_rules_are_about() -> None:
     """Guards the rules against a parser that sees nothing (and so finds nothing wrong)."""
     imports = collect_imports(PACKAGE_DIR, PACKAGE)
     seen = {(imp.importer, imp.target, imp.in_function) for imp in imports}
-    assert (f"{PACKAGE}.credentials", f"{PACKAGE}.assertion", False) in seen
+    assert (f"{PACKAGE}.tokens.credentials", f"{PACKAGE}.signing.assertion", False) in seen
     assert (f"{PACKAGE}.operators.base", f"{PACKAGE}.triggers.http", True) in seen  # the lazy import when deferring
     assert (f"{PACKAGE}.hooks.jwt_bearer_async", "aiohttp", False) in seen
-    assert (f"{PACKAGE}.hooks.jwt_bearer", f"{PACKAGE}.credentials", True) in seen  # signing stack on first use
-    assert (f"{PACKAGE}.signers.factory", f"{PACKAGE}.signers.pkcs11", True) in seen  # a device signer when built
-    assert (f"{PACKAGE}.signers.base", f"{PACKAGE}.exceptions") in {(importer, target) for importer, target, _ in seen}
-    assert (f"{PACKAGE}.token_store", f"{PACKAGE}.token_stores.redis", True) in seen  # the optional backend, lazily
+    assert (f"{PACKAGE}.hooks.jwt_bearer", f"{PACKAGE}.tokens.credentials", True) in seen  # signing stack on first use
+    # a device signer's code when it is built
+    assert (f"{PACKAGE}.signing.signers.pkcs11", f"{PACKAGE}.signing.signers.pkcs11.signer", True) in seen
+    assert (f"{PACKAGE}.signing.signers.base", f"{PACKAGE}.exceptions", False) in seen
     type_only = {(imp.importer, imp.target) for imp in imports if imp.type_only}
-    assert (f"{PACKAGE}.presets", f"{PACKAGE}.settings") in type_only
+    assert (f"{PACKAGE}.hooks.jwt_bearer", f"{PACKAGE}.tokens.credentials") in type_only
     modules = module_names(PACKAGE_DIR, PACKAGE)
     graph = import_graph(imports, PACKAGE, modules)
     assert set(graph) == set(modules)
-    assert len(modules) > 30
-    assert f"{PACKAGE}.assertion" in graph[f"{PACKAGE}.credentials"]
+    assert len(modules) > 60
+    assert f"{PACKAGE}.signing.assertion" in graph[f"{PACKAGE}.tokens.credentials"]
 
 
-# --------------------------------------------------------------------------- the checker, on packages made here
+# --------------------------------------------------------------------------- the checkers, on packages made here
 
 
 def write_package(root: Path, files: dict[str, str]) -> Path:
@@ -355,18 +394,6 @@ def test_a_well_layered_package_passes(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("files", "expected"),
     [
-        (  # a core module importing a hook, even lazily
-            {"credentials.py": "def f():\n    from pkg.hooks.jwt_bearer import H\n"},
-            "pkg/credentials.py:2 imports pkg.hooks.jwt_bearer (inside a function)",
-        ),
-        (  # a relative import from signers/ into operators/
-            {"signers/local.py": "from ..operators import base\n"},
-            "pkg/signers/local.py:1 imports pkg.operators.base (module level)",
-        ),
-        (  # type hints count for the core too
-            {"settings.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import pkg.triggers.t\n"},
-            "pkg/settings.py:3 imports pkg.triggers.t (for type checking)",
-        ),
         (
             {"operators/base.py": "from pkg.triggers.t import T\n"},
             "pkg/operators/base.py:1 imports pkg.triggers.t (module level)",
@@ -376,20 +403,20 @@ def test_a_well_layered_package_passes(tmp_path: Path) -> None:
             "pkg/sensors/s.py:1 imports pkg.triggers (module level)",
         ),
         (
-            {"triggers/t.py": "def run():\n    from pkg.operators.base import defer\n"},
-            "pkg/triggers/t.py:2 imports pkg.operators.base (inside a function)",
-        ),
-        (
-            {"hooks/jwt_bearer.py": "def session():\n    import aiohttp.client\n"},
-            "pkg/hooks/jwt_bearer.py:2 imports aiohttp.client (inside a function)",
-        ),
-        (
-            {"hooks/jwt_bearer.py": "from .jwt_bearer_async import AsyncHook\n", "hooks/jwt_bearer_async.py": ""},
-            "pkg/hooks/jwt_bearer.py:1 imports pkg.hooks.jwt_bearer_async (module level)",
+            {"triggers/t.py": "def run():\n    from pkg.sensors.s import poke\n", "sensors/s.py": ""},
+            "pkg/triggers/t.py:2 imports pkg.sensors.s (inside a function)",
         ),
         (
             {"settings.py": "from pkg import credentials\n"},
-            "module-level import cycle: pkg.credentials -> pkg.settings -> pkg.credentials",
+            "import cycle: pkg.credentials -> pkg.settings -> pkg.credentials",
+        ),
+        (  # an import inside a function closes a cycle too
+            {"settings.py": "def later():\n    from pkg import credentials\n"},
+            "import cycle: pkg.credentials -> pkg.settings -> pkg.credentials",
+        ),
+        (  # and so does one for type checking only
+            {"settings.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import pkg.credentials\n"},
+            "import cycle: pkg.credentials -> pkg.settings -> pkg.credentials",
         ),
     ],
 )
@@ -403,19 +430,35 @@ def test_cycles_are_reported_with_their_path(tmp_path: Path) -> None:
     files = {
         "a.py": "import pkg.b\n",
         "b.py": "from pkg import c\n",
-        "c.py": "from . import a\nfrom typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg import d\n",
-        "d.py": "from pkg.c import x\n",  # d -> c is real, c -> d is type-only: no cycle
-        "e.py": "def later():\n    import pkg.f\n",
-        "f.py": "import pkg.e\n",  # e -> f only inside a function: no cycle
+        "c.py": "from . import a\n",
+        "d.py": "from pkg.c import x\n",  # d -> c, nothing back: no cycle
         "g.py": "from pkg import g\n",  # a module importing itself is not counted as a cycle
     }
     problems = violations(write_package(tmp_path, files), "pkg")
-    assert problems == ["module-level import cycle: pkg.a -> pkg.b -> pkg.c -> pkg.a"]
+    assert problems == ["import cycle: pkg.a -> pkg.b -> pkg.c -> pkg.a"]
 
 
 def test_find_cycles_reports_each_cycle_once() -> None:
     graph = {"a": {"b"}, "b": {"a", "c"}, "c": {"d"}, "d": {"c"}, "e": {"e"}, "f": set()}
     assert find_cycles(graph) == [["a", "b", "a"], ["c", "d", "c"], ["e", "e"]]
+
+
+def test_the_size_checker_counts_lines(tmp_path: Path) -> None:
+    package_dir = write_package(tmp_path, {"small.py": "x = 1\n" * 10, "big.py": "x = 1\n" * 11})
+    assert oversized_modules(package_dir, limit=10) == ["pkg/big.py has 11 lines (at most 10)"]
+
+
+def test_the_kind_checker_finds_string_comparisons(tmp_path: Path) -> None:
+    package_dir = write_package(
+        tmp_path,
+        {
+            "a.py": 'if signer == "pkcs11":\n    pass\nok = name == "other"\n',
+            "b.py": 'x = kind in ("jks", "jceks")\n',
+            "parser.py": 'y = value == "pkcs11"\n',  # the parser may
+        },
+    )
+    problems = kind_string_comparisons(package_dir, "pkg", {"pkcs11", "jks"}, ["pkg.parser"])
+    assert problems == ["pkg/a.py:1 compares to 'pkcs11'", "pkg/b.py:1 compares to 'jks'"]
 
 
 def iter_names(imports: Iterable[Import]) -> Iterator[str]:
@@ -459,7 +502,7 @@ import requests
 before = set(sys.modules)
 import airflow_jwt_provider.operators.http, airflow_jwt_provider.sensors.http, airflow_jwt_provider.hooks.jwt_bearer
 import airflow_jwt_provider.triggers.http
-heavy = ("jwt", "aiohttp", "airflow_jwt_provider.credentials", "airflow_jwt_provider.keys",
+heavy = ("jwt", "aiohttp", "airflow_jwt_provider.tokens.credentials", "airflow_jwt_provider.signing.key_files.loader",
          "cryptography.hazmat.primitives.serialization.pkcs12")
 print(sorted(m for m in set(sys.modules) - before if m.split(".")[0] in ("jwt", "aiohttp") or m in heavy))
 """

@@ -16,11 +16,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
-from airflow_jwt_provider.assertion import AssertionMinter
 from airflow_jwt_provider.exceptions import KeystoreError
-from airflow_jwt_provider.keys import SigningKey, SigningPrivateKey
-from airflow_jwt_provider.signers.base import Signer, SigningPublicKey, ecdsa_der_to_jws
-from airflow_jwt_provider.signers.local import LocalKeySigner
+from airflow_jwt_provider.signing.assertion import AssertionMinter
+from airflow_jwt_provider.signing.jws import SigningPublicKey, ecdsa_der_to_jws
+from airflow_jwt_provider.signing.key_files.loader import SigningKey, SigningPrivateKey
+from airflow_jwt_provider.signing.signers.base import Signer
+from airflow_jwt_provider.signing.signers.local.signer import LocalKeySigner
 
 ISSUER = "client-123"
 AUDIENCE = "https://login.example.com/oauth2/token"

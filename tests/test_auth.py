@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from airflow_jwt_provider.auth import JwtBearerAuth
-from airflow_jwt_provider.token_parameters import TokenParameters
+from airflow_jwt_provider.connection.token_parameters import TokenParameters
+from airflow_jwt_provider.http.auth import JwtBearerAuth
 from devserver.server import LocalAuthorizationServer
 from tests.conftest import CredentialsFactory
 

@@ -8,9 +8,9 @@ import time
 import jwt
 import pytest
 
-from airflow_jwt_provider.access_token import AccessToken
-from airflow_jwt_provider.credentials import MAX_CLIENT_ASSERTION_LIFETIME
-from airflow_jwt_provider.token_parameters import DEFAULT_TOKEN, TokenParameters
+from airflow_jwt_provider.connection.token_parameters import DEFAULT_TOKEN, TokenParameters
+from airflow_jwt_provider.tokens.access_token import AccessToken
+from airflow_jwt_provider.tokens.credentials import MAX_CLIENT_ASSERTION_LIFETIME
 from devserver import keystores as ks
 from devserver.server import LocalAuthorizationServer
 from tests.conftest import CLIENT_ID, OTHER_AUDIENCE, CredentialsFactory

@@ -13,11 +13,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
-from airflow_jwt_provider.certificates import certificate_warning, check_certificate
 from airflow_jwt_provider.exceptions import JwtBearerConfigError, KeystoreError
-from airflow_jwt_provider.keys import KEY_CACHE, KeyRequest, detect_keystore_type, load_signing_key
-from airflow_jwt_provider.settings import KeySource
-from airflow_jwt_provider.signers.local import LocalKeySigner
+from airflow_jwt_provider.signing.certificates import certificate_warning, check_certificate
+from airflow_jwt_provider.signing.key_files.loader import KEY_CACHE, load_signing_key
+from airflow_jwt_provider.signing.key_files.source import KeyRequest, KeySource, detect_keystore_type
+from airflow_jwt_provider.signing.signers.local.signer import LocalKeySigner
 from devserver import keystores as ks
 from tests.conftest import KEY_PASSWORD, STORE_PASSWORD
 

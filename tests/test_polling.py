@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from airflow_jwt_provider.exceptions import JwtBearerConfigError
-from airflow_jwt_provider.polling import DONE, FAIL, WAIT, PollSpec, callable_path, import_callable, json_contains
-from airflow_jwt_provider.wire import response_from_wire
+from airflow_jwt_provider.http.polling import PollOutcome, PollSpec, callable_path, import_callable, json_contains
+from airflow_jwt_provider.http.wire import response_from_wire
 from tests.e2e.checks import job_is_done
 from tests.test_wire import wire
 
@@ -17,11 +17,11 @@ def test_json_contains_and_poll_outcome() -> None:
     assert not json_contains(body, {"result.missing": None})
     assert not json_contains("text", {"state": "done"})
     spec = PollSpec(interval=1, expected_json={"state": "done"})
-    assert spec.outcome(response_from_wire(wire())) == DONE
-    assert spec.outcome(response_from_wire(wire(body=b'{"state": "running"}'))) == WAIT
-    assert spec.outcome(response_from_wire(wire(404))) == WAIT
-    assert spec.outcome(response_from_wire(wire(500))) == FAIL
-    assert spec.outcome(response_from_wire(wire()), lambda response: False) == WAIT
+    assert spec.outcome(response_from_wire(wire())) is PollOutcome.DONE
+    assert spec.outcome(response_from_wire(wire(body=b'{"state": "running"}'))) is PollOutcome.WAIT
+    assert spec.outcome(response_from_wire(wire(404))) is PollOutcome.WAIT
+    assert spec.outcome(response_from_wire(wire(500))) is PollOutcome.FAIL
+    assert spec.outcome(response_from_wire(wire()), lambda response: False) is PollOutcome.WAIT
     assert PollSpec.from_dict(spec.to_dict()) == spec
 
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from airflow_jwt_provider.connection.presets import PRESETS
 from airflow_jwt_provider.exceptions import JwtBearerConfigError
 from airflow_jwt_provider.hooks.jwt_bearer import JwtBearerHook
-from airflow_jwt_provider.presets import PRESETS
 from devserver import keystores as ks
 from devserver.server import LocalAuthorizationServer
 from tests.conftest import CLIENT_ID, CLIENT_SECRET, connection_extra, register

@@ -17,11 +17,17 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from airflow_jwt_provider.access_token import AccessToken
+from airflow_jwt_provider.connection.fields import ALL_FIELDS
+from airflow_jwt_provider.connection.parser import parse_connection
 from airflow_jwt_provider.exceptions import JwtBearerConfigError, TokenEndpointError
-from airflow_jwt_provider.settings import EXTRA_KEYS, JwtBearerSettings
-from airflow_jwt_provider.token_client import ClientAuthentication, TokenClient
-from airflow_jwt_provider.wire import build_response
+from airflow_jwt_provider.http.wire import build_response
+from airflow_jwt_provider.tokens.access_token import AccessToken
+from airflow_jwt_provider.tokens.client_auth import (
+    ClientAuthentication,
+)
+from airflow_jwt_provider.tokens.endpoint import TokenClient
+
+EXTRA_KEYS = tuple(ALL_FIELDS)
 
 #: JSON values, with the numbers and strings that break naive code.
 _scalars = st.one_of(
@@ -61,7 +67,13 @@ class _Conn:
 @pytest.fixture
 def no_masking(monkeypatch: pytest.MonkeyPatch) -> None:
     """Thousands of generated secrets would only grow this test process's masker."""
-    monkeypatch.setattr("airflow_jwt_provider.settings.mask_stable_secret", lambda value: None)
+    for module in (
+        "airflow_jwt_provider.connection.parser",
+        "airflow_jwt_provider.connection._http_group",
+        "airflow_jwt_provider.signing.signers.local",
+        "airflow_jwt_provider.signing.signers.pkcs11",
+    ):
+        monkeypatch.setattr(f"{module}.mask_stable_secret", lambda value: None)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -91,7 +103,7 @@ def test_settings_parser_gives_settings_or_a_config_error(
     extra: Any = json.dumps(extras, allow_nan=True) if as_text else extras
     conn = _Conn("prop", host, login, password, schema, port, extra if as_text else json.dumps(extras))
     try:
-        parsed = JwtBearerSettings.from_connection(conn)
+        parsed = parse_connection(conn)
     except JwtBearerConfigError as error:
         refused: JwtBearerConfigError | None = error
     else:
@@ -99,7 +111,7 @@ def test_settings_parser_gives_settings_or_a_config_error(
     if refused is not None:
         assert str(refused).startswith("Connection 'prop': ") or refused.field is not None
         return
-    assert 0 < parsed.timeout <= 3600
+    assert 0 < parsed.http.timeout <= 3600
     assert 0 < parsed.lifetime <= 86400
     assert 0 < parsed.default_token_lifetime <= 86400
     repr(parsed)
@@ -119,11 +131,11 @@ def test_every_number_is_range_checked_where_it_enters(no_masking: None, values:
         extras = {k: v if v is None or isinstance(v, str) else json.dumps(v, allow_nan=True) for k, v in extras.items()}
     conn = _Conn("prop", None, "client", None, None, None, json.dumps(extras, allow_nan=True))
     try:
-        parsed = JwtBearerSettings.from_connection(conn)
+        parsed = parse_connection(conn)
     except JwtBearerConfigError as error:
         assert_names_a_number_field(error, values)
         return
-    assert 0 < parsed.timeout <= 3600
+    assert 0 < parsed.http.timeout <= 3600
     assert 0 < parsed.lifetime <= 86400
     assert 0 < parsed.default_token_lifetime <= 86400
 

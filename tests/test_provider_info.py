@@ -6,8 +6,8 @@ import os
 import subprocess
 import sys
 
-from airflow_jwt_provider.get_provider_info import CONN_FIELDS, get_provider_info
-from airflow_jwt_provider.settings import EXTRA_KEYS
+from airflow_jwt_provider.connection._signer_group import allowed_keys
+from airflow_jwt_provider.get_provider_info import conn_fields, get_provider_info
 
 
 def airflow_cli(*args: str) -> str:
@@ -42,8 +42,9 @@ def test_providers_manager_reads_the_form() -> None:
 
 
 def test_form_fields_are_exactly_the_connection_contract() -> None:
-    assert set(CONN_FIELDS) == set(EXTRA_KEYS)
-    for name, field in CONN_FIELDS.items():
+    form = conn_fields()
+    assert set(form) == set(allowed_keys())  # what the form stores is what the parser accepts, and no more
+    for name, field in form.items():
         assert field["label"], name
         assert field["description"], name
     connection_type = get_provider_info()["connection-types"][0]

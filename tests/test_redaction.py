@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from airflow_jwt_provider.redaction import (
+from airflow_jwt_provider.common.redaction import (
     LIVE_TOKENS,
     LiveTokens,
     RedactingFilter,
@@ -70,8 +70,8 @@ def test_live_tokens_are_blanked_while_live_and_the_set_is_bounded() -> None:
 
 
 def test_the_token_cache_feeds_and_drains_the_live_set() -> None:
-    from airflow_jwt_provider.access_token import AccessToken
-    from airflow_jwt_provider.token_cache import TokenCache
+    from airflow_jwt_provider.tokens.access_token import AccessToken
+    from airflow_jwt_provider.tokens.cache import TokenCache
 
     cache = TokenCache(max_entries=2)
     values = [f"cache-token-value-{i:04d}" for i in range(3)]

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from airflow_jwt_provider.common.retry import RetryPolicy, parse_retry_after
 from airflow_jwt_provider.exceptions import JwtBearerConfigError
-from airflow_jwt_provider.retry import RetryPolicy, parse_retry_after
 
 
 @pytest.mark.parametrize(
@@ -187,8 +187,8 @@ def test_zero_waits_are_allowed() -> None:
 def test_the_token_client_logs_retries_in_the_same_words(
     credentials_for: Callable[..., Any], auth_server: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="airflow_jwt_provider.token_client")
+    caplog.set_level(logging.WARNING, logger="airflow_jwt_provider.tokens.endpoint")
     auth_server.fail_next("/oauth2/token", 503)
     assert credentials_for().get_token().valid
-    lines = [r.getMessage() for r in caplog.records if r.name == "airflow_jwt_provider.token_client"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "airflow_jwt_provider.tokens.endpoint"]
     assert lines == [f"Token endpoint {auth_server.token_url} answered HTTP 503; retrying in 0.5 s (attempt 2 of 3)"]

@@ -14,7 +14,7 @@ import pytest
 
 from airflow_jwt_provider.exceptions import KeystoreError
 from airflow_jwt_provider.hooks.jwt_bearer import JwtBearerHook
-from airflow_jwt_provider.keys import KEY_CACHE
+from airflow_jwt_provider.signing.key_files.loader import KEY_CACHE
 from devserver import keystores as ks
 from devserver.keystores import CertificateValidity
 from devserver.server import LocalAuthorizationServer
@@ -79,7 +79,7 @@ def test_a_first_key_in_the_warning_window_gives_way_to_the_next(
     hook.get_token()
     [record] = granted(auth_server)
     assert record["assertion_header"]["kid"] == "kid-new"
-    lines = [r.getMessage() for r in caplog.records if r.name == "airflow_jwt_provider.credentials"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "airflow_jwt_provider.tokens.credentials"]
     [signing] = [line for line in lines if "signing with" in line]
     assert signing.startswith("Connection 'jwt_rotating': signing with key 'new' (kid 'kid-new', RSA-2048, RS256")
     assert "passed over 'old': certificate valid until" in signing

@@ -14,7 +14,7 @@ def test_stable_secrets_are_masked_and_per_call_ones_redacted_without_growing_th
 ) -> None:
     from airflow.sdk._shared.secrets_masker import _secrets_masker
 
-    from airflow_jwt_provider.redaction import redact_text
+    from airflow_jwt_provider.common.redaction import redact_text
 
     store = keystores["pem_pkcs1_encrypted"]
     register(auth_server, store, client_secret=CLIENT_SECRET)

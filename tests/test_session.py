@@ -13,12 +13,12 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection
 
-from airflow_jwt_provider.auth import JwtBearerAuth
-from airflow_jwt_provider.credentials import JwtBearerCredentials
+from airflow_jwt_provider.connection.settings import HttpSettings
+from airflow_jwt_provider.connection.trusted_hosts import TrustedHosts, parse_trusted_hosts
 from airflow_jwt_provider.exceptions import JwtBearerConfigError
-from airflow_jwt_provider.session import JwtBearerSession, TcpKeepAlive
-from airflow_jwt_provider.settings import HttpSettings
-from airflow_jwt_provider.trusted_hosts import TrustedHosts, parse_trusted_hosts
+from airflow_jwt_provider.http.auth import JwtBearerAuth
+from airflow_jwt_provider.http.session import JwtBearerSession, TcpKeepAlive
+from airflow_jwt_provider.tokens.credentials import JwtBearerCredentials
 from devserver.server import LocalAuthorizationServer
 from tests.conftest import CredentialsFactory
 
@@ -153,7 +153,7 @@ def test_verify_comes_from_the_http_settings(
         assert session.verify is False
     with session_for(credentials, None) as session:
         assert session.verify is True
-        assert session.default_timeout == credentials.settings.timeout
+        assert session.default_timeout == credentials.settings.http.timeout
 
 
 # --------------------------------------------------------------------------- TCP keep-alive

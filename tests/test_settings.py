@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from airflow.sdk import Connection
 
+from airflow_jwt_provider.connection.parser import parse_connection
+from airflow_jwt_provider.connection.settings import JwtBearerSettings
 from airflow_jwt_provider.exceptions import JwtBearerConfigError
-from airflow_jwt_provider.settings import JwtBearerSettings
 
 BASE_EXTRA = {"auth_url": "https://login.example.com/oauth2/token", "key_file": "/keys/k.p12"}
 
@@ -17,7 +18,7 @@ BASE_EXTRA = {"auth_url": "https://login.example.com/oauth2/token", "key_file": 
 def parse(extra: dict[str, Any] | None = None, **fields: Any) -> JwtBearerSettings:
     fields.setdefault("login", "client-1")
     conn = Connection(conn_id="my_conn", conn_type="jwt_bearer", extra=json.dumps(extra), **fields)
-    return JwtBearerSettings.from_connection(conn)
+    return parse_connection(conn)
 
 
 def error_of(extra: dict[str, Any] | None = None, **fields: Any) -> JwtBearerConfigError:
@@ -33,10 +34,10 @@ def test_defaults() -> None:
     assert settings.lifetime == 60
     assert settings.claims == {}
     assert settings.client_auth == "none"
-    assert settings.verify is True
-    assert settings.timeout == 30.0
+    assert settings.http.verify is True
+    assert settings.http.timeout == 30.0
     assert settings.audience is None
-    assert settings.key_source.path == "/keys/k.p12"
+    assert settings.signer.source.path == "/keys/k.p12"  # type: ignore[attr-defined]
     assert settings.grant_type == "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
@@ -63,8 +64,8 @@ def test_uri_style_strings_are_converted() -> None:
     settings = parse(extra)
     assert settings.lifetime == 120
     assert settings.x5t is True
-    assert settings.verify is False
-    assert settings.timeout == 12.5
+    assert settings.http.verify is False
+    assert settings.http.timeout == 12.5
     assert settings.claims == {"box_sub_type": "enterprise"}
     assert settings.audience == ("https://a", "https://b")
     assert settings.auth_params == {"resource": "https://api"}
@@ -81,8 +82,8 @@ def test_client_secret_post_is_the_default_with_a_secret() -> None:
 
 def test_verify_accepts_a_ca_bundle_and_proxies_a_url() -> None:
     settings = parse({**BASE_EXTRA, "verify": "/etc/ssl/ca.pem", "proxies": "http://proxy:3128"})
-    assert settings.verify == "/etc/ssl/ca.pem"
-    assert settings.proxies == {"http": "http://proxy:3128", "https": "http://proxy:3128"}
+    assert settings.http.verify == "/etc/ssl/ca.pem"
+    assert settings.http.proxies == {"http": "http://proxy:3128", "https": "http://proxy:3128"}
 
 
 def test_host_schema_and_port_make_the_base_url() -> None:
@@ -112,7 +113,7 @@ def test_secrets_are_not_in_repr() -> None:
             "extra key 'keystore_pasword'",
             "did you mean 'keystore_password'",
         ),
-        ({**BASE_EXTRA, "colour": "x"}, {}, "extra key 'colour'", "accepted keys: auth_url"),
+        ({**BASE_EXTRA, "colour": "x"}, {}, "extra key 'colour'", "accepted keys: preset, auth_url, signer"),
         ({"key_file": "/k"}, {}, "auth_url", "(the token endpoint URL) is required"),
         ({**BASE_EXTRA, "auth_url": "login.example.com/token"}, {}, "auth_url", "absolute http(s) URL"),
         ({"auth_url": BASE_EXTRA["auth_url"]}, {}, "key_file", "neither is private_key"),
@@ -158,7 +159,7 @@ def test_errors_name_the_field(extra: dict[str, Any], fields: dict[str, Any], fi
 def test_invalid_extra_json() -> None:
     conn = Connection(conn_id="my_conn", conn_type="jwt_bearer", login="c", extra="{not json")
     with pytest.raises(JwtBearerConfigError, match="extra is not valid JSON") as info:
-        JwtBearerSettings.from_connection(conn)
+        parse_connection(conn)
     assert info.value.field == "extra"
 
 
@@ -177,7 +178,7 @@ def test_issuer_may_replace_the_client_id() -> None:
 def test_proxy_credentials_are_not_in_any_repr() -> None:
     url = "http://proxy-user:pr0xy-pa55@proxy.example.com:3128"
     settings = parse({**BASE_EXTRA, "proxies": {"https": url}})
-    assert settings.proxies == {"https": url}
+    assert settings.http.proxies == {"https": url}
     for text in (repr(settings), repr(settings.http), str(settings)):
         assert "pr0xy-pa55" not in text
         assert "proxy-user" not in text

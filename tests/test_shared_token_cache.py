@@ -18,21 +18,21 @@ from typing import Any
 import pytest
 from airflow.sdk import Connection
 
-from airflow_jwt_provider.access_token import AccessToken
-from airflow_jwt_provider.credentials import JwtBearerCredentials
+from airflow_jwt_provider.connection.parser import parse_connection
+from airflow_jwt_provider.connection.token_parameters import DEFAULT_TOKEN, TokenParameters
 from airflow_jwt_provider.exceptions import JwtBearerConfigError
-from airflow_jwt_provider.settings import JwtBearerSettings
-from airflow_jwt_provider.shared_token_cache import BYPASS_SECONDS, reset_store_health
-from airflow_jwt_provider.token_cache import TokenCache
-from airflow_jwt_provider.token_parameters import DEFAULT_TOKEN, TokenParameters
-from airflow_jwt_provider.token_sealing import TokenSeal
-from airflow_jwt_provider.token_store import forget_token_stores
+from airflow_jwt_provider.tokens.access_token import AccessToken
+from airflow_jwt_provider.tokens.cache import TokenCache
+from airflow_jwt_provider.tokens.credentials import JwtBearerCredentials
+from airflow_jwt_provider.tokens.sealing import TokenSeal
+from airflow_jwt_provider.tokens.shared_cache import BYPASS_SECONDS, reset_store_health
+from airflow_jwt_provider.tokens.stores.base import forget_token_stores
 from devserver import keystores as ks
 from devserver.server import LocalAuthorizationServer
 from tests.conftest import CLIENT_ID, CLIENT_SECRET, REDIS_CONN_ID, connection_extra, register
 from tests.redis_server import RedisServer
 
-LOGGER = "airflow_jwt_provider.shared_token_cache"
+LOGGER = "airflow_jwt_provider.tokens.shared_cache"
 Make = Callable[..., JwtBearerCredentials]
 
 
@@ -67,7 +67,7 @@ def make(auth_server: LocalAuthorizationServer, keystores: dict[str, ks.Keystore
             host=auth_server.api_url,
             extra=json.dumps(connection_extra(store, auth_server, **extra)),
         )
-        settings = JwtBearerSettings.from_connection(conn)
+        settings = parse_connection(conn)
         return JwtBearerCredentials.from_settings(settings, cache=cache or TokenCache())
 
     yield build

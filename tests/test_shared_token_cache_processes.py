@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from airflow_jwt_provider.settings import DEFAULT_TOKEN_CACHE_WAIT
+from airflow_jwt_provider.connection.settings import DEFAULT_TOKEN_CACHE_WAIT
 from devserver import keystores as ks
 from devserver.server import LocalAuthorizationServer
 from tests.conftest import CLIENT_ID, REDIS_CONN_ID, REPO_ROOT, connection_extra, register

@@ -8,9 +8,15 @@ from typing import Any
 import pytest
 from airflow.sdk import Connection
 
+from airflow_jwt_provider.connection.fields import ALL_FIELDS
+from airflow_jwt_provider.connection.parser import parse_connection
+from airflow_jwt_provider.connection.settings import JwtBearerSettings
+from airflow_jwt_provider.connection.signer_settings import SIGNERS
 from airflow_jwt_provider.exceptions import JwtBearerConfigError
-from airflow_jwt_provider.get_provider_info import CONN_FIELDS
-from airflow_jwt_provider.settings import EXTRA_KEYS, SIGNER_SETTINGS, JwtBearerSettings
+from airflow_jwt_provider.get_provider_info import conn_fields
+from airflow_jwt_provider.signing.signers.aws_kms import AwsKmsSignerSettings
+from airflow_jwt_provider.signing.signers.local import LocalSignerSettings
+from airflow_jwt_provider.signing.signers.pkcs11 import Pkcs11SignerSettings
 
 AUTH_URL = "https://login.example.com/oauth2/token"
 PKCS11 = {
@@ -27,7 +33,7 @@ KMS = {"auth_url": AUTH_URL, "signer": "aws_kms", "key_alias": "alias/jwt-signin
 def parse(extra: dict[str, Any], **fields: Any) -> JwtBearerSettings:
     fields.setdefault("login", "client-1")
     conn = Connection(conn_id="my_conn", conn_type="jwt_bearer", extra=json.dumps(extra), **fields)
-    return JwtBearerSettings.from_connection(conn)
+    return parse_connection(conn)
 
 
 def error_of(extra: dict[str, Any], **fields: Any) -> JwtBearerConfigError:
@@ -39,25 +45,25 @@ def error_of(extra: dict[str, Any], **fields: Any) -> JwtBearerConfigError:
 
 def test_local_is_the_default_signer() -> None:
     settings = parse({"auth_url": AUTH_URL, "key_file": "/keys/k.p12", "key_alias": "Signing"})
-    assert settings.signer == "local"
-    assert settings.key_source is not None
-    assert settings.key_source.path == "/keys/k.p12"
+    assert settings.signer.signer == "local"
+    assert isinstance(settings.signer, LocalSignerSettings)
+    assert settings.signer.source.path == "/keys/k.p12"
     assert settings.key_aliases == ("Signing",)
-    assert settings.aws_conn_id is None
 
 
 def test_pkcs11_settings() -> None:
     settings = parse({**PKCS11, "signer": "PKCS11", "pkcs11_key_id": "0a", "certificate_file": "/keys/hsm.pem"})
-    assert settings.signer == "pkcs11"
-    assert settings.key_source is None
-    assert (settings.pkcs11_module, settings.pkcs11_token_label, settings.pkcs11_key_id) == (
+    device = settings.signer
+    assert device.signer == "pkcs11"
+    assert isinstance(device, Pkcs11SignerSettings)
+    assert (device.module, device.token_label, device.key_object_id) == (
         "/usr/lib/softhsm/libsofthsm2.so",
         "jwt-signing",
         "0a",
     )
-    assert settings.keystore_password == "1234-pin"  # the PIN: masked by Airflow by its name
+    assert device.pin == "1234-pin"  # read from keystore_password: masked by Airflow by its name
     assert settings.key_aliases == ("rsa-signing",)
-    assert settings.certificate_file == "/keys/hsm.pem"
+    assert device.certificate_file == "/keys/hsm.pem"
     assert "1234-pin" not in repr(settings)
 
 
@@ -65,17 +71,19 @@ def test_pkcs11_key_id_alone_selects_the_key() -> None:
     extra = {k: v for k, v in PKCS11.items() if k != "key_alias"}
     settings = parse({**extra, "pkcs11_key_id": "01"})
     assert settings.key_aliases == ()
-    assert settings.pkcs11_key_id == "01"
+    assert isinstance(settings.signer, Pkcs11SignerSettings)
+    assert settings.signer.key_object_id == "01"
 
 
 def test_aws_kms_settings_default_to_aws_default() -> None:
     settings = parse(KMS)
-    assert (settings.signer, settings.key_aliases, settings.aws_conn_id) == (
+    assert isinstance(settings.signer, AwsKmsSignerSettings)
+    assert (settings.signer.signer, settings.key_aliases, settings.signer.aws_conn_id) == (
         "aws_kms",
         ("alias/jwt-signing",),
         "aws_default",
     )
-    assert parse({**KMS, "aws_conn_id": "kms_prod"}).aws_conn_id == "kms_prod"
+    assert parse({**KMS, "aws_conn_id": "kms_prod"}).signer == AwsKmsSignerSettings("kms_prod")
 
 
 @pytest.mark.parametrize(
@@ -103,7 +111,8 @@ def test_key_id_may_give_one_kid_per_key() -> None:
 def test_a_preset_default_of_another_signer_is_not_a_misfit() -> None:
     """The Google preset fills keystore_type google_json; with a KMS key that means nothing, and is no error."""
     settings = parse({**KMS, "preset": "google", "scope": "https://www.googleapis.com/auth/cloud-platform"})
-    assert settings.keystore_type is None
+    assert isinstance(settings.signer, AwsKmsSignerSettings)
+    assert not settings.key_names_endpoint
 
 
 @pytest.mark.parametrize(
@@ -153,8 +162,12 @@ def test_the_pin_is_not_in_error_messages() -> None:
 
 
 def test_every_signer_setting_is_a_form_field() -> None:
-    for key in SIGNER_SETTINGS:
-        assert key in EXTRA_KEYS
-        assert key in CONN_FIELDS
-    assert CONN_FIELDS["signer"]["schema"]["enum"] == [None, "local", "pkcs11", "aws_kms"]
-    assert CONN_FIELDS["keystore_password"]["schema"]["format"] == "password"  # the PIN field is a secret box
+    form = conn_fields()
+    signer_settings = [name for name, field in ALL_FIELDS.items() if field.signer_scoped]
+    assert set(signer_settings) >= {"key_file", "private_key", "pkcs11_module", "aws_conn_id", "certificate_file"}
+    for registration in SIGNERS.load_all():  # what every installed signer reads is declared and in the form
+        for key in [*(f.name for f in registration.fields), *registration.reads]:
+            assert key in signer_settings, (registration.name, key)
+            assert key in form, (registration.name, key)
+    assert form["signer"]["schema"]["enum"] == [None, "local", "pkcs11", "aws_kms"]
+    assert form["keystore_password"]["schema"]["format"] == "password"  # the PIN field is a secret box

@@ -6,8 +6,8 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 
-from airflow_jwt_provider.access_token import ASSUMED_LIFETIME, AccessToken
-from airflow_jwt_provider.token_cache import TokenCache, cache_key
+from airflow_jwt_provider.tokens.access_token import ASSUMED_LIFETIME, AccessToken
+from airflow_jwt_provider.tokens.cache import TokenCache, cache_key
 
 
 def token(lifetime_s: float | None, *, issued_ago_s: float = 0, value: str = "tok") -> AccessToken:

@@ -8,10 +8,14 @@ from datetime import timedelta
 import pytest
 import requests
 
-from airflow_jwt_provider.access_token import AccessToken
 from airflow_jwt_provider.exceptions import TokenEndpointError
-from airflow_jwt_provider.token_client import ClientAuthentication, TokenClient
-from airflow_jwt_provider.wire import build_response
+from airflow_jwt_provider.http.wire import build_response
+from airflow_jwt_provider.tokens.access_token import AccessToken
+from airflow_jwt_provider.tokens.client_auth import (
+    ClientAuthentication,
+    ClientSecretBasic,
+)
+from airflow_jwt_provider.tokens.endpoint import TokenClient
 
 
 def test_plain_http_to_a_remote_host_is_warned(caplog: pytest.LogCaptureFixture) -> None:
@@ -25,7 +29,7 @@ def test_plain_http_to_a_remote_host_is_warned(caplog: pytest.LogCaptureFixture)
 
 def test_basic_credentials_are_form_encoded_first() -> None:
     form: dict[str, str] = {}
-    auth = ClientAuthentication("client_secret_basic", "id:with colon", "sec/ret").apply(form)
+    auth = ClientSecretBasic("id:with colon", "sec/ret").apply(form)
     assert form == {}
     assert auth is not None
     assert (auth.username, auth.password) == ("id%3Awith%20colon", "sec%2Fret")

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from airflow_jwt_provider.connection.token_parameters import DEFAULT_TOKEN, RESERVED_CLAIMS, TokenParameters
 from airflow_jwt_provider.exceptions import JwtBearerConfigError
-from airflow_jwt_provider.token_parameters import DEFAULT_TOKEN, RESERVED_CLAIMS, TokenParameters
 
 HANDED_IN = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ1c2VyIn0.c2lnbmF0dXJlLXZhbHVl"
 

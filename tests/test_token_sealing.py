@@ -7,9 +7,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from airflow_jwt_provider.access_token import AccessToken
-from airflow_jwt_provider.token_cache import cache_key
-from airflow_jwt_provider.token_sealing import PREFIX_LENGTH, SealError, TokenSeal
+from airflow_jwt_provider.tokens.access_token import AccessToken
+from airflow_jwt_provider.tokens.cache import cache_key
+from airflow_jwt_provider.tokens.sealing import PREFIX_LENGTH, SealError, TokenSeal
 
 SECRET = b"k" * 32
 ACCESS_TOKEN = "opaque-access-token-value-0123456789"

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from airflow_jwt_provider.connection.settings import TokenCacheSettings
 from airflow_jwt_provider.exceptions import JwtBearerConfigError
-from airflow_jwt_provider.settings import TokenCacheSettings
-from airflow_jwt_provider.token_store import TokenStore, open_token_store
-from airflow_jwt_provider.token_stores.file import FileTokenStore, FileTokenStoreError
-from airflow_jwt_provider.token_stores.redis import INSTALL_HINT, RedisTokenStore
+from airflow_jwt_provider.tokens.stores.base import TokenStore, open_token_store
+from airflow_jwt_provider.tokens.stores.file import FileTokenStore, FileTokenStoreError
+from airflow_jwt_provider.tokens.stores.redis import INSTALL_HINT, RedisTokenStore
 from tests.conftest import REDIS_CONN_ID, REPO_ROOT
 from tests.redis_server import RedisServer
 
@@ -89,9 +89,9 @@ def test_a_redis_lock_expires_and_an_expired_holder_cannot_free_the_next(redis_c
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from airflow_jwt_provider.settings import TokenCacheSettings
-from airflow_jwt_provider.token_store import open_token_store
-from airflow_jwt_provider.token_stores.file import FileTokenStore
+from airflow_jwt_provider.connection.settings import TokenCacheSettings
+from airflow_jwt_provider.tokens.stores.base import open_token_store
+from airflow_jwt_provider.tokens.stores.file import FileTokenStore
 kind, where, name = sys.argv[1:4]
 if kind == "file":
     store = FileTokenStore(Path(where))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from airflow_jwt_provider.connection.trusted_hosts import HostPattern, TrustedHosts, parse_trusted_hosts
 from airflow_jwt_provider.exceptions import JwtBearerConfigError
-from airflow_jwt_provider.trusted_hosts import HostPattern, TrustedHosts, parse_trusted_hosts
 from tests.test_settings import BASE_EXTRA, error_of, parse
 
 

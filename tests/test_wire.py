@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_jwt_provider.api_response import check_status, response_body
 from airflow_jwt_provider.exceptions import ApiResponseError, JwtBearerError, KeystoreError
-from airflow_jwt_provider.wire import (
+from airflow_jwt_provider.http.response import check_status, response_body
+from airflow_jwt_provider.http.wire import (
     build_response,
     error_event,
     response_from_event,

@@ -25,8 +25,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import NoReturn, TextIO
 
+from airflow_jwt_provider.connection.parser import parse_connection
+from airflow_jwt_provider.connection.settings import ConnectionLike, JwtBearerSettings
 from airflow_jwt_provider.exceptions import JwtBearerError, KeystoreError
-from airflow_jwt_provider.settings import ConnectionLike, JwtBearerSettings
 
 _STATUS_WIDTH = 4
 #: Where the command's own output goes (the original stdout) while descriptor 1 points at stderr.
@@ -61,8 +62,8 @@ def _command(function: Callable[[argparse.Namespace], None]) -> Callable[[argpar
 def inspect_key_file(args: argparse.Namespace) -> None:
     """``inspect KEY_FILE``: what the file holds, entry by entry; works without any connection."""
     from airflow_jwt_provider.cli.describe import certificate_lines, key_lines
-    from airflow_jwt_provider.keys import KeyRequest, detect_keystore_type, load_every_signing_key
-    from airflow_jwt_provider.settings import KeySource
+    from airflow_jwt_provider.signing.key_files.loader import load_every_signing_key
+    from airflow_jwt_provider.signing.key_files.source import KeyRequest, KeySource, detect_keystore_type
 
     path = args.key_file
     try:
@@ -119,7 +120,7 @@ def inspect_key_file(args: argparse.Namespace) -> None:
 def export_public_key(args: argparse.Namespace) -> None:
     """``export --conn-id ID [--format pem|cert|jwks] [--alias A | --all]``: what to upload to the vendor."""
     from airflow_jwt_provider.cli.describe import certificate_pem, public_jwk, public_key_pem
-    from airflow_jwt_provider.signers.factory import BuiltKey, build_key, choose_key, every_key
+    from airflow_jwt_provider.signing.rotation import BuiltKey, build_key, choose_key, every_key
 
     if args.alias and args.all:
         _fail("give --alias or --all, not both")
@@ -182,7 +183,7 @@ def check_connection(args: argparse.Namespace) -> None:
     for step in diagnose(conn, subject=args.subject, scope=args.scope):
         failed = failed or step.failed
         first, *more = step.lines or [""]
-        _out(f"[{step.status:^{_STATUS_WIDTH}}] {step.name}: {first}")
+        _out(f"[{step.status.value:^{_STATUS_WIDTH}}] {step.name}: {first}")
         for line in more:
             _out(f"{'':{_STATUS_WIDTH + 3}}{line}")
     if failed:
@@ -195,8 +196,8 @@ def check_connection(args: argparse.Namespace) -> None:
 def mint_assertion(args: argparse.Namespace) -> None:
     """``mint --conn-id ID [--subject S] [--show-assertion]``: a fresh assertion, decoded."""
     from airflow_jwt_provider.cli.describe import claim_lines, decode_jwt
-    from airflow_jwt_provider.credentials import JwtBearerCredentials
-    from airflow_jwt_provider.token_parameters import TokenParameters
+    from airflow_jwt_provider.connection.token_parameters import TokenParameters
+    from airflow_jwt_provider.tokens.credentials import JwtBearerCredentials
 
     settings = _settings(args.conn_id)
     try:
@@ -220,8 +221,8 @@ def mint_assertion(args: argparse.Namespace) -> None:
 @_command
 def fetch_token(args: argparse.Namespace) -> None:
     """``token --conn-id ID [--subject S] [--scope S] [--show-token]``: a fresh token, described."""
-    from airflow_jwt_provider.credentials import JwtBearerCredentials
-    from airflow_jwt_provider.token_parameters import TokenParameters
+    from airflow_jwt_provider.connection.token_parameters import TokenParameters
+    from airflow_jwt_provider.tokens.credentials import JwtBearerCredentials
 
     settings = _settings(args.conn_id)
     try:
@@ -267,7 +268,7 @@ def _connection(conn_id: str) -> ConnectionLike:
 def _settings(conn_id: str) -> JwtBearerSettings:
     conn = _connection(conn_id)
     try:
-        return JwtBearerSettings.from_connection(conn)
+        return parse_connection(conn)
     except JwtBearerError as exc:
         _fail(f"{exc} (airflow jwt-bearer check --conn-id {conn_id} goes through the settings step by step)")
 
@@ -296,7 +297,7 @@ def _prompt(what: str) -> str | None:
 
 def _mask(secret: str | None) -> None:
     """Keep a password the command was given out of any log line (Airflow's masker, once per value)."""
-    from airflow_jwt_provider.redaction import mask_stable_secret
+    from airflow_jwt_provider.common.redaction import mask_stable_secret
 
     mask_stable_secret(secret)
 
@@ -304,7 +305,7 @@ def _mask(secret: str | None) -> None:
 def _expiry_note(certificate: object, alias: str | None) -> str | None:
     from cryptography import x509
 
-    from airflow_jwt_provider.certificates import certificate_status, certificate_warning
+    from airflow_jwt_provider.signing.certificates import certificate_status, certificate_warning
 
     if not isinstance(certificate, x509.Certificate):
         return None

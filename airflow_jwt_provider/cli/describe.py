@@ -16,8 +16,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from airflow_jwt_provider.certificates import certificate_status, certificate_thumbprint
-from airflow_jwt_provider.signers.base import (
+from airflow_jwt_provider.signing.certificates import CertificateState, certificate_status, certificate_thumbprint
+from airflow_jwt_provider.signing.jws import (
     SigningPublicKey,
     allowed_algorithms,
     describe_public_key,
@@ -42,9 +42,9 @@ def certificate_lines(certificate: x509.Certificate | None, now: datetime | None
         return ["certificate: none (x5t headers cannot be sent; servers that want a certificate need one)"]
     status = certificate_status(certificate, now)
     left = {
-        "expired": "EXPIRED",
-        "expiring": f"expires soon: {status.days_left} day(s) left",
-        "valid": f"{status.days_left} day(s) left",
+        CertificateState.EXPIRED: "EXPIRED",
+        CertificateState.EXPIRING: f"expires soon: {status.days_left} day(s) left",
+        CertificateState.VALID: f"{status.days_left} day(s) left",
     }[status.state]
     return [
         f"certificate subject: {certificate.subject.rfc4514_string() or '(empty)'}",

@@ -10,18 +10,33 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from enum import Enum
 
 import requests
 
 from airflow_jwt_provider.cli.describe import certificate_lines, claim_lines, decode_jwt
-from airflow_jwt_provider.credentials import JwtBearerCredentials
+from airflow_jwt_provider.connection.kinds import ClientAuthMethod, GrantType
+from airflow_jwt_provider.connection.parser import parse_connection
+from airflow_jwt_provider.connection.settings import ConnectionLike, JwtBearerSettings
+from airflow_jwt_provider.connection.token_parameters import TokenParameters
 from airflow_jwt_provider.exceptions import JwtBearerError
-from airflow_jwt_provider.settings import CLIENT_CREDENTIALS_GRANT, ConnectionLike, JwtBearerSettings
-from airflow_jwt_provider.token_client import clock_offset
-from airflow_jwt_provider.token_parameters import TokenParameters
+from airflow_jwt_provider.tokens.credentials import JwtBearerCredentials
+from airflow_jwt_provider.tokens.endpoint import clock_offset
 
 #: A clock further off than this is worth a warning (servers allow some leeway, typically 60 s).
 CLOCK_WARNING_SECONDS = 5.0
+
+
+class Status(Enum):
+    """What one step found."""
+
+    OK = "OK"
+    #: Works, but act soon (a certificate close to expiry, a clock drifting).
+    WARN = "WARN"
+    #: What to fix before a task can get a token.
+    FAIL = "FAIL"
+    #: An earlier step failed, or the step does not apply.
+    SKIP = "SKIP"
 
 
 @dataclass
@@ -29,23 +44,23 @@ class Step:
     """One step of the diagnosis and what it found."""
 
     name: str
-    status: str  # OK, WARN, FAIL, SKIP
+    status: Status
     lines: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
-        return self.status == "FAIL"
+        return self.status is Status.FAIL
 
 
 def diagnose(conn: ConnectionLike, subject: str | None = None, scope: str | None = None) -> Iterator[Step]:
     """The steps of the diagnosis of ``conn``, each yielded as soon as it is done."""
     try:
-        settings = JwtBearerSettings.from_connection(conn, check_preset=False)
+        settings = parse_connection(conn, check_preset=False)
     except JwtBearerError as exc:
-        yield Step("settings", "FAIL", [str(exc)])
+        yield Step("settings", Status.FAIL, [str(exc)])
         yield from _skipped("preset rules", "key", "certificate", "assertion", "token", "clock")
         return
-    yield Step("settings", "OK", _settings_lines(settings))
+    yield Step("settings", Status.OK, _settings_lines(settings))
     yield _preset_step(conn, settings)
 
     responses: list[requests.Response] = []
@@ -54,7 +69,7 @@ def diagnose(conn: ConnectionLike, subject: str | None = None, scope: str | None
     try:
         credentials = JwtBearerCredentials.from_settings(settings, session=session)
     except JwtBearerError as exc:
-        yield Step("key", "FAIL", [str(exc)])
+        yield Step("key", Status.FAIL, [str(exc)])
         yield from _skipped("certificate", "assertion", "token", "clock")
         return
     choice = credentials.choice
@@ -65,11 +80,11 @@ def diagnose(conn: ConnectionLike, subject: str | None = None, scope: str | None
         later = [name for name in settings.key_aliases if name not in looked_at]
         if later:
             key_lines.append(f"not opened (an earlier key signs): {', '.join(repr(n) for n in later)}")
-    yield Step("key", "OK", key_lines)
+    yield Step("key", Status.OK, key_lines)
     certificate = choice.signer.certificate
     yield Step(
         "certificate",
-        "WARN" if choice.warning else "OK",
+        Status.WARN if choice.warning else Status.OK,
         certificate_lines(certificate) + ([choice.warning] if choice.warning else []),
     )
 
@@ -77,32 +92,25 @@ def diagnose(conn: ConnectionLike, subject: str | None = None, scope: str | None
     try:
         assertion_lines = _assertion_lines(credentials, params)
     except JwtBearerError as exc:
-        yield Step("assertion", "FAIL", [str(exc)])
+        yield Step("assertion", Status.FAIL, [str(exc)])
         yield from _skipped("token", "clock")
         return
-    yield Step("assertion", "OK", assertion_lines)
+    yield Step("assertion", Status.OK, assertion_lines)
 
     try:
         token = credentials.get_token(params, force_refresh=True)
     except JwtBearerError as exc:
-        yield Step("token", "FAIL", [str(exc)])
+        yield Step("token", Status.FAIL, [str(exc)])
     else:
         lifetime = f"expires in {int(token.lifetime.total_seconds())} s" if token.expires_at else "no expires_in"
         token_lines = [f"{token.token_type} token from {credentials.token_url}, {lifetime}"]
         token_lines.append(f"scope: {token.scope!r}" if token.scope else "scope: (none given by the server)")
-        yield Step("token", "OK", token_lines)
+        yield Step("token", Status.OK, token_lines)
     yield _clock_step(responses, settings)
 
 
 def _settings_lines(settings: JwtBearerSettings) -> list[str]:
-    if settings.signer == "local":
-        source = settings.key_source
-        where = f"key_file {source.path!r}" if source and source.path else "the inline private_key"
-        key = f"signer local, {where}"
-    elif settings.signer == "pkcs11":
-        key = f"signer pkcs11, module {settings.pkcs11_module!r}, token {settings.pkcs11_token_label!r}"
-    else:
-        key = f"signer aws_kms, aws connection {settings.aws_conn_id!r}"
+    key = settings.signer.describe()
     if settings.key_aliases:
         key += f", key_alias {', '.join(settings.key_aliases)}"
     return [
@@ -110,27 +118,28 @@ def _settings_lines(settings: JwtBearerSettings) -> list[str]:
         f"token endpoint: {settings.auth_url or '(from the key file)'}",
         f"client id: {settings.client_id or '(none)'}; issuer: {settings.issuer or '(the client id)'}; "
         f"subject: {settings.subject or '(none)'}",
-        f"grant: {settings.grant_type}; client_auth: {settings.client_auth}; assertion lifetime: {settings.lifetime} s",
+        f"grant: {settings.grant_type.value}; client_auth: {settings.client_auth.value}; "
+        f"assertion lifetime: {settings.lifetime} s",
     ]
 
 
 def _preset_step(conn: ConnectionLike, settings: JwtBearerSettings) -> Step:
     preset = settings.preset
     if preset is None:
-        return Step("preset rules", "SKIP", ["no preset"])
+        return Step("preset rules", Status.SKIP, ["no preset"])
     try:
-        JwtBearerSettings.from_connection(conn)  # the same parse, with the preset's rules
+        parse_connection(conn)  # the same parse, with the preset's rules
     except JwtBearerError as exc:
-        return Step("preset rules", "FAIL", [str(exc)])
-    return Step("preset rules", "OK", [f"{preset.name} ({preset.title}): every rule is met; see {preset.doc_url}"])
+        return Step("preset rules", Status.FAIL, [str(exc)])
+    return Step("preset rules", Status.OK, [f"{preset.name} ({preset.title}): every rule is met; see {preset.doc_url}"])
 
 
 def _assertion_lines(credentials: JwtBearerCredentials, params: TokenParameters) -> list[str]:
     """The decoded assertion(s) the token request sends: the grant's and/or the client assertion."""
     minted: list[tuple[str, str]] = []
-    if credentials.settings.grant_type != CLIENT_CREDENTIALS_GRANT:
+    if credentials.settings.grant_type is not GrantType.CLIENT_CREDENTIALS:
         minted.append(("assertion (the grant)", credentials.mint_assertion(params)))
-    if credentials.settings.client_auth == "private_key_jwt":
+    if credentials.settings.client_auth is ClientAuthMethod.PRIVATE_KEY_JWT:
         minted.append(("client assertion (client authentication)", credentials.mint_client_assertion()))
     lines = []
     for what, compact in minted:
@@ -144,23 +153,25 @@ def _clock_step(responses: list[requests.Response], settings: JwtBearerSettings)
     dated = [r for r in responses if r.headers.get("Date")]
     if not dated:
         reason = "no answer from the token endpoint" if not responses else "the answer had no Date header"
-        return Step("clock", "SKIP", [reason])
+        return Step("clock", Status.SKIP, [reason])
     offset = clock_offset(dated[-1])
     if offset is None:
-        return Step("clock", "SKIP", ["the Date header of the answer cannot be read"])
+        return Step("clock", Status.SKIP, ["the Date header of the answer cannot be read"])
     direction = "behind" if offset > 0 else "ahead of"
     text = f"this machine's clock is {abs(offset):.0f} s {direction} the token endpoint's (from its Date header)"
     if abs(offset) >= settings.lifetime:
         return Step(
             "clock",
-            "FAIL",
+            Status.FAIL,
             [f"{text}: more than the assertion lifetime ({settings.lifetime} s); synchronise the clock (NTP)"],
         )
     if abs(offset) >= CLOCK_WARNING_SECONDS:
-        return Step("clock", "WARN", [f"{text}; synchronise the clock (NTP) before it exceeds the server's leeway"])
-    return Step("clock", "OK", [f"this machine and the token endpoint agree within {abs(offset):.0f} s"])
+        return Step(
+            "clock", Status.WARN, [f"{text}; synchronise the clock (NTP) before it exceeds the server's leeway"]
+        )
+    return Step("clock", Status.OK, [f"this machine and the token endpoint agree within {abs(offset):.0f} s"])
 
 
 def _skipped(*names: str) -> Iterator[Step]:
     for name in names:
-        yield Step(name, "SKIP", ["an earlier step failed"])
+        yield Step(name, Status.SKIP, ["an earlier step failed"])

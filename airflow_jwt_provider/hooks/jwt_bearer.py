@@ -17,19 +17,20 @@ from airflow.sdk import BaseHook
 from airflow.sdk.log import redact
 
 from airflow_jwt_provider import CONN_TYPE, DEFAULT_CONN_ID
-from airflow_jwt_provider.api_request import ApiRequest, resolve_url
-from airflow_jwt_provider.api_response import raise_for_status
+from airflow_jwt_provider.common.retry import RetryPolicy
+from airflow_jwt_provider.connection.parser import parse_connection
+from airflow_jwt_provider.connection.settings import ConnectionLike, JwtBearerSettings
+from airflow_jwt_provider.connection.token_parameters import TokenParameters
 from airflow_jwt_provider.exceptions import JwtBearerConfigError, JwtBearerError
-from airflow_jwt_provider.retry import RetryPolicy
-from airflow_jwt_provider.settings import ConnectionLike, JwtBearerSettings
-from airflow_jwt_provider.token_cache import TOKEN_CACHE, TokenCache
-from airflow_jwt_provider.token_parameters import TokenParameters
+from airflow_jwt_provider.http.request import ApiRequest
+from airflow_jwt_provider.http.response import raise_for_status
+from airflow_jwt_provider.tokens.cache import TOKEN_CACHE, TokenCache
 
 if TYPE_CHECKING:
-    from airflow_jwt_provider.access_token import AccessToken
-    from airflow_jwt_provider.credentials import JwtBearerCredentials
-    from airflow_jwt_provider.session import JwtBearerSession
-    from airflow_jwt_provider.signers.base import Signer
+    from airflow_jwt_provider.http.session import JwtBearerSession
+    from airflow_jwt_provider.signing.signers.base import Signer
+    from airflow_jwt_provider.tokens.access_token import AccessToken
+    from airflow_jwt_provider.tokens.credentials import JwtBearerCredentials
 
 #: ``extra_options`` keys of ``HttpHook.run`` that map onto ``requests`` arguments.
 _EXTRA_OPTIONS = frozenset({"timeout", "verify", "stream", "allow_redirects", "proxies", "cert"})
@@ -90,7 +91,7 @@ class JwtBearerHook(BaseHook):
     def from_connection(cls, conn: ConnectionLike, **kwargs: Any) -> JwtBearerHook:
         """A hook on an already fetched connection (no second lookup)."""
         hook = cls(conn.conn_id, **kwargs)
-        hook.settings = JwtBearerSettings.from_connection(conn)  # fills the cached property
+        hook.settings = parse_connection(conn)  # fills the cached property
         return hook
 
     # -- connection → settings → credentials (each computed once per hook) ----------------------
@@ -98,12 +99,12 @@ class JwtBearerHook(BaseHook):
     @cached_property
     def settings(self) -> JwtBearerSettings:
         """The connection's validated settings."""
-        return JwtBearerSettings.from_connection(self.get_connection(self.jwt_bearer_conn_id))
+        return parse_connection(self.get_connection(self.jwt_bearer_conn_id))
 
     @cached_property
     def credentials(self) -> JwtBearerCredentials:
         """Mints assertions and fetches, caches and refreshes tokens for this connection."""
-        from airflow_jwt_provider.credentials import JwtBearerCredentials
+        from airflow_jwt_provider.tokens.credentials import JwtBearerCredentials
 
         return JwtBearerCredentials.from_settings(self.settings, cache=self._token_cache)
 
@@ -161,8 +162,8 @@ class JwtBearerHook(BaseHook):
         return self._new_session(TokenParameters.of(subject, scope, claims))
 
     def _new_session(self, params: TokenParameters) -> JwtBearerSession:
-        from airflow_jwt_provider.auth import JwtBearerAuth
-        from airflow_jwt_provider.session import JwtBearerSession, TcpKeepAlive
+        from airflow_jwt_provider.http.auth import JwtBearerAuth
+        from airflow_jwt_provider.http.session import JwtBearerSession, TcpKeepAlive
 
         credentials = self.credentials
         base_url = credentials.api_base_url(params)
@@ -193,10 +194,6 @@ class JwtBearerHook(BaseHook):
     ) -> str | None:
         """The connection's host, else the ``instance_url`` the token endpoint returned, if any."""
         return self.credentials.api_base_url(TokenParameters.of(subject, scope, claims))
-
-    def url_for(self, endpoint: str | None, base_url: str | None) -> str:
-        """``endpoint`` resolved against ``base_url`` (see :meth:`api_base_url`); absolute URLs pass."""
-        return resolve_url(base_url, endpoint, conn_id=self.jwt_bearer_conn_id)
 
     def run(
         self,
@@ -252,10 +249,10 @@ class JwtBearerHook(BaseHook):
         """Send ``request`` with its token (one refresh and re-send on 401), retrying per ``retry`` (off by default).
 
         Returns the last answer whatever its status: judging it is the caller's business
-        (:func:`~airflow_jwt_provider.api_response.check_status`).
+        (:func:`~airflow_jwt_provider.http.response.check_status`).
         """
         session = self._session(request.token)
-        url = self.url_for(request.endpoint, session.base_url)
+        url = session.url_for(request.endpoint)  # resolved once, here; absolute URLs pass the session as they are
 
         def attempt() -> requests.Response:
             self.log.debug("%s %s", request.method, url)

@@ -3,7 +3,7 @@
 The triggerer runs every trigger of a deployment on one event loop, so nothing here may block
 it. The connection is read with ``await BaseHook.aget_connection``. Loading the key, minting
 assertions and calling the token endpoint are the shared synchronous credentials
-(:class:`~airflow_jwt_provider.credentials.JwtBearerCredentials`), run in a worker thread
+(:class:`~airflow_jwt_provider.tokens.credentials.JwtBearerCredentials`), run in a worker thread
 (``asyncio.to_thread``) and sharing the process-wide token cache, so the refresh margin, error
 messages and the 401 rule are those of the synchronous path. Only API requests are
 asynchronous, with aiohttp.
@@ -21,15 +21,15 @@ import requests
 from airflow.sdk import BaseHook
 
 from airflow_jwt_provider import CONN_TYPE, DEFAULT_CONN_ID
-from airflow_jwt_provider.access_token import AccessToken
-from airflow_jwt_provider.api_request import ApiRequest, resolve_url
-from airflow_jwt_provider.api_response import raise_for_status
-from airflow_jwt_provider.credentials import JwtBearerCredentials
-from airflow_jwt_provider.retry import RetryPolicy
-from airflow_jwt_provider.settings import JwtBearerSettings
-from airflow_jwt_provider.token_cache import TOKEN_CACHE, TokenCache
-from airflow_jwt_provider.token_parameters import TokenParameters
-from airflow_jwt_provider.wire import build_response
+from airflow_jwt_provider.common.retry import RetryPolicy
+from airflow_jwt_provider.connection.parser import parse_connection
+from airflow_jwt_provider.connection.token_parameters import TokenParameters
+from airflow_jwt_provider.http.request import ApiRequest, resolve_url
+from airflow_jwt_provider.http.response import raise_for_status
+from airflow_jwt_provider.http.wire import build_response
+from airflow_jwt_provider.tokens.access_token import AccessToken
+from airflow_jwt_provider.tokens.cache import TOKEN_CACHE, TokenCache
+from airflow_jwt_provider.tokens.credentials import JwtBearerCredentials
 
 #: Errors of one send that are worth another attempt (idempotent methods only).
 _TRANSIENT_ERRORS = (aiohttp.ClientConnectionError, asyncio.TimeoutError)
@@ -79,7 +79,7 @@ class JwtBearerAsyncHook(BaseHook):
         """The connection's credentials: read with the async client, key loaded in a thread (once per hook)."""
         if self._credentials is None:
             conn = await self.aget_connection(self.jwt_bearer_conn_id)
-            settings = JwtBearerSettings.from_connection(conn)
+            settings = parse_connection(conn)
             self._credentials = await asyncio.to_thread(
                 JwtBearerCredentials.from_settings, settings, cache=self._token_cache
             )

@@ -16,11 +16,11 @@ import requests
 from airflow.sdk import BaseOperator, Context, conf
 
 from airflow_jwt_provider import DEFAULT_CONN_ID
-from airflow_jwt_provider.api_request import ApiRequest
-from airflow_jwt_provider.api_response import body_excerpt
-from airflow_jwt_provider.polling import PollSpec
-from airflow_jwt_provider.retry import RetryPolicy
-from airflow_jwt_provider.token_parameters import TokenParameters
+from airflow_jwt_provider.common.retry import RetryPolicy
+from airflow_jwt_provider.connection.token_parameters import TokenParameters
+from airflow_jwt_provider.http.polling import PollSpec
+from airflow_jwt_provider.http.request import ApiRequest
+from airflow_jwt_provider.http.response import body_excerpt
 
 if TYPE_CHECKING:
     from airflow_jwt_provider.hooks.jwt_bearer import JwtBearerHook

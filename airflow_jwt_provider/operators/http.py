@@ -18,12 +18,12 @@ from typing import Any
 import requests
 from airflow.sdk import Context
 
-from airflow_jwt_provider.api_request import ApiRequest
-from airflow_jwt_provider.api_response import check_status, response_body
+from airflow_jwt_provider.common.retry import RetryPolicy
 from airflow_jwt_provider.exceptions import JwtBearerError
+from airflow_jwt_provider.http.request import ApiRequest
+from airflow_jwt_provider.http.response import check_status, response_body
+from airflow_jwt_provider.http.wire import response_from_event
 from airflow_jwt_provider.operators.base import JwtBearerRequestOperator, call_with_context
-from airflow_jwt_provider.retry import RetryPolicy
-from airflow_jwt_provider.wire import response_from_event
 
 __all__ = ["PAGES_XCOM_KEY", "JwtBearerHttpOperator", "ResponseCheckError", "RetryPolicy"]
 

@@ -17,11 +17,11 @@ from typing import Any
 import requests
 from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue
 
-from airflow_jwt_provider.api_response import check_status, response_body
+from airflow_jwt_provider.common.retry import RetryPolicy
+from airflow_jwt_provider.http.polling import PollOutcome, PollSpec, callable_path, import_callable
+from airflow_jwt_provider.http.response import check_status, response_body
+from airflow_jwt_provider.http.wire import response_from_event
 from airflow_jwt_provider.operators.base import REQUEST_TEMPLATE_FIELDS, JwtBearerRequestOperator, call_with_context
-from airflow_jwt_provider.polling import DONE, FAIL, PollSpec, callable_path, import_callable
-from airflow_jwt_provider.retry import RetryPolicy
-from airflow_jwt_provider.wire import response_from_event
 
 __all__ = ["JwtBearerHttpSensor", "RetryPolicy"]
 
@@ -87,9 +87,10 @@ class JwtBearerHttpSensor(JwtBearerRequestOperator, BaseSensorOperator):
         if self.response_check is not None:
             check = self._context_check(self.response_check, context)
         outcome = self.poll_spec().outcome(response, check)
-        if outcome == FAIL:
+        if outcome is PollOutcome.FAIL:
             check_status(response, self.accepted_statuses)
-        return PokeReturnValue(is_done=outcome == DONE, xcom_value=response_body(response) if outcome == DONE else None)
+        done = outcome is PollOutcome.DONE
+        return PokeReturnValue(is_done=done, xcom_value=response_body(response) if done else None)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """The trigger saw the condition hold (or a status that ends the wait, which fails here)."""

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 import requests
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_jwt_provider.api_request import ApiRequest
-from airflow_jwt_provider.polling import DONE, WAIT, PollSpec, import_callable
-from airflow_jwt_provider.retry import RetryPolicy
-from airflow_jwt_provider.wire import error_event, response_to_wire, success_event
+from airflow_jwt_provider.common.retry import RetryPolicy
+from airflow_jwt_provider.http.polling import PollOutcome, PollSpec, import_callable
+from airflow_jwt_provider.http.request import ApiRequest
+from airflow_jwt_provider.http.wire import error_event, response_to_wire, success_event
 
 if TYPE_CHECKING:
     from airflow_jwt_provider.hooks.jwt_bearer_async import JwtBearerAsyncHook
@@ -100,11 +100,11 @@ class JwtBearerHttpTrigger(BaseTrigger):
             polls += 1
             # The check is user code: it runs in a thread too, in case it is slow.
             outcome = await asyncio.to_thread(spec.outcome, response, check)
-            if outcome != WAIT:
+            if outcome is not PollOutcome.WAIT:
                 self.log.info(
                     "%s: %s after %d poll(s) (HTTP %s)",
                     self.request.describe(),
-                    "done" if outcome == DONE else "stopped",
+                    "done" if outcome is PollOutcome.DONE else "stopped",
                     polls,
                     response.status_code,
                 )

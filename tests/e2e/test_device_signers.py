@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from airflow_jwt_provider.signers.factory import SIGNER_CACHE
+from airflow_jwt_provider.signing.signers._device_cache import SIGNER_CACHE
 from devserver.hsm import SoftHsm
 from tests.conftest import CLIENT_ID, kms_extra, pkcs11_extra
 

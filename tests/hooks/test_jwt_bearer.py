@@ -10,9 +10,9 @@ from urllib.parse import quote
 
 import pytest
 
-from airflow_jwt_provider.access_token import AccessToken
 from airflow_jwt_provider.exceptions import ApiResponseError, JwtBearerConfigError, TokenEndpointError
 from airflow_jwt_provider.hooks.jwt_bearer import JwtBearerHook
+from airflow_jwt_provider.tokens.access_token import AccessToken
 from devserver import keystores as ks
 from devserver.server import LocalAuthorizationServer
 from tests.conftest import CLIENT_ID, CLIENT_SECRET, STORE_PASSWORD, connection_extra, register
@@ -71,8 +71,8 @@ def test_token_end_to_end_with_each_keystore(
     store = keystores[name]
     if alias:
         # register the certificate of the selected entry: load it from the keystore as the server would
-        from airflow_jwt_provider.keys import KeyRequest, load_signing_key
-        from airflow_jwt_provider.settings import KeySource
+        from airflow_jwt_provider.signing.key_files.loader import load_signing_key
+        from airflow_jwt_provider.signing.key_files.source import KeyRequest, KeySource
 
         key = load_signing_key(
             KeyRequest(KeySource(path=str(store.path)), keystore_password=store.store_password, key_alias=alias)

@@ -17,12 +17,12 @@ import jwt
 import pytest
 from airflow.sdk import BaseHook
 
+from airflow_jwt_provider.common.retry import RetryPolicy
 from airflow_jwt_provider.exceptions import ApiResponseError
 from airflow_jwt_provider.hooks.jwt_bearer import JwtBearerHook
 from airflow_jwt_provider.hooks.jwt_bearer_async import JwtBearerAsyncHook
-from airflow_jwt_provider.keys import KEY_CACHE
-from airflow_jwt_provider.retry import RetryPolicy
-from airflow_jwt_provider.token_cache import TOKEN_CACHE
+from airflow_jwt_provider.signing.key_files.loader import KEY_CACHE
+from airflow_jwt_provider.tokens.cache import TOKEN_CACHE
 from devserver import keystores as ks
 from devserver.server import LocalAuthorizationServer
 from tests.conftest import CLIENT_ID, connection_extra, register
@@ -329,11 +329,13 @@ class LoopWatch:
 async def test_key_loading_and_token_fetch_never_block_the_loop(
     conn_for: Callable[..., str], auth_server: LocalAuthorizationServer
 ) -> None:
-    """A JCEKS keystore takes ~200 ms to decrypt (pyjks); the loop must keep ticking meanwhile.
+    """A JCEKS keystore takes ~100-200 ms to decrypt (pyjks), the token endpoint answers after 0.2 s; the loop
+    must keep ticking meanwhile.
 
     Blocking code on the loop stalls it on every try; a busy shared machine (CPU quota) can
     stall a whole process now and then. So the call is measured up to three times, from a cold
-    key cache and token cache each time, and one clean measurement is required.
+    key cache and token cache each time, and one clean measurement is required. The held token
+    request makes every measured call long enough to tell, however fast the machine decrypts.
     """
     conn_id = conn_for("jceks")
     # Airflow's own aget_connection imports a module on the loop the first time it runs in a
@@ -348,6 +350,7 @@ async def test_key_loading_and_token_fetch_never_block_the_loop(
         # thread, the loop's too: it would look like a blocked loop, so none runs while measuring.
         gc.collect()
         gc.disable()
+        auth_server.hold_next("/oauth2/token", seconds=0.2)
         try:
             async with LoopWatch() as watch:
                 started = time.monotonic()
@@ -359,7 +362,7 @@ async def test_key_loading_and_token_fetch_never_block_the_loop(
 
         assert token.valid
         assert KEY_CACHE.loads == loads + 1  # the keystore was really decrypted during the call
-        assert elapsed >= 0.15, f"the call took {elapsed:.3f} s: too quick to tell a blocked loop"
+        assert elapsed >= 0.3, f"the call took {elapsed:.3f} s: too quick to tell a blocked loop"
         if len(watch.gaps) >= 5 and max(watch.gaps) < 0.1:
             break
         reports.append(f"during a {elapsed:.3f} s call, {watch.report()}")

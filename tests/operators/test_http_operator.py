@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
-from airflow_jwt_provider.api_request import ApiRequest
+from airflow_jwt_provider.common.retry import RetryPolicy
 from airflow_jwt_provider.exceptions import ApiResponseError, JwtBearerConfigError
+from airflow_jwt_provider.http.request import ApiRequest
+from airflow_jwt_provider.http.wire import build_response
 from airflow_jwt_provider.operators.http import JwtBearerHttpOperator, ResponseCheckError
-from airflow_jwt_provider.retry import RetryPolicy
 from airflow_jwt_provider.triggers.http import JwtBearerHttpTrigger
-from airflow_jwt_provider.wire import build_response
 
 
 def answer(body: bytes = b'{"items": [1, 2], "next_page": 2}', status: int = 200) -> Any:

@@ -11,7 +11,7 @@ import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
 from airflow_jwt_provider.exceptions import JwtBearerConfigError
-from airflow_jwt_provider.polling import PollSpec
+from airflow_jwt_provider.http.polling import PollSpec
 from airflow_jwt_provider.sensors.http import JwtBearerHttpSensor
 from tests.e2e.checks import job_is_done
 

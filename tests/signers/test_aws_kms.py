@@ -15,8 +15,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from airflow_jwt_provider.exceptions import JwtBearerConfigError, KeystoreError
-from airflow_jwt_provider.signers.aws_kms import INSTALL_HINT, AwsKmsSigner
-from airflow_jwt_provider.signers.base import Signer
+from airflow_jwt_provider.signing.signers.aws_kms.signer import INSTALL_HINT, AwsKmsSigner
+from airflow_jwt_provider.signing.signers.base import Signer
 from devserver.certificates import TestCa
 from devserver.kms import ACCESS_KEY_ID, SECRET_ACCESS_KEY, KmsEmulator, create_signing_key
 from tests.signers.jws_checks import assert_signs_valid_jws, sign_compact, verify_with_pyjwt

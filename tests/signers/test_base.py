@@ -18,8 +18,8 @@ def test_modules_import_without_the_extras() -> None:
         blocked = ("pkcs11", "asn1crypto", "boto3", "botocore", "airflow.providers.amazon.aws.hooks.base_aws")
         for name in blocked:
             sys.modules[name] = None  # any import of these now raises ImportError
-        import airflow_jwt_provider.signers.aws_kms as aws_kms
-        import airflow_jwt_provider.signers.pkcs11 as pkcs11_signer
+        import airflow_jwt_provider.signing.signers.aws_kms.signer as aws_kms
+        import airflow_jwt_provider.signing.signers.pkcs11.signer as pkcs11_signer
         loaded = [name for name in blocked if sys.modules.get(name) is not None]
         print("imported", aws_kms.AwsKmsSigner.__name__, pkcs11_signer.Pkcs11Signer.__name__, loaded)
         """

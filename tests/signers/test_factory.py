@@ -16,9 +16,10 @@ from cryptography.hazmat.primitives import serialization
 
 from airflow_jwt_provider.exceptions import JwtBearerConfigError, KeystoreError
 from airflow_jwt_provider.hooks.jwt_bearer import JwtBearerHook
-from airflow_jwt_provider.signers.aws_kms import AwsKmsSigner
-from airflow_jwt_provider.signers.factory import SIGNER_CACHE, choose_key
-from airflow_jwt_provider.signers.pkcs11 import Pkcs11Signer
+from airflow_jwt_provider.signing.rotation import choose_key
+from airflow_jwt_provider.signing.signers._device_cache import SIGNER_CACHE
+from airflow_jwt_provider.signing.signers.aws_kms.signer import AwsKmsSigner
+from airflow_jwt_provider.signing.signers.pkcs11.signer import Pkcs11Signer
 from devserver.certificates import TestCa
 from devserver.hsm import SoftHsm
 from devserver.kms import KmsEmulator

@@ -13,14 +13,15 @@ from typing import Any
 import pytest
 from airflow.sdk import Connection
 
-from airflow_jwt_provider.credentials import JwtBearerCredentials
+from airflow_jwt_provider.connection.parser import parse_connection
 from airflow_jwt_provider.exceptions import JwtBearerConfigError
-from airflow_jwt_provider.keys import KeyRequest, load_signing_key
-from airflow_jwt_provider.settings import JwtBearerSettings, KeySource
-from airflow_jwt_provider.signers.aws_kms import AwsKmsSigner
-from airflow_jwt_provider.signers.base import Signer, key_holder_secret
-from airflow_jwt_provider.signers.local import LocalKeySigner
-from airflow_jwt_provider.signers.pkcs11 import Pkcs11Signer
+from airflow_jwt_provider.signing.key_files.loader import load_signing_key
+from airflow_jwt_provider.signing.key_files.source import KeyRequest, KeySource
+from airflow_jwt_provider.signing.signers.aws_kms.signer import AwsKmsSigner
+from airflow_jwt_provider.signing.signers.base import Signer, key_holder_secret
+from airflow_jwt_provider.signing.signers.local.signer import LocalKeySigner
+from airflow_jwt_provider.signing.signers.pkcs11.signer import Pkcs11Signer
+from airflow_jwt_provider.tokens.credentials import JwtBearerCredentials
 from devserver.hsm import SoftHsm
 from devserver.keystores import Keystore
 from tests.conftest import STORE_PASSWORD
@@ -46,7 +47,7 @@ def remote_credentials(signer: Signer, **extra: Any) -> JwtBearerCredentials:
         password=password,
         extra=json.dumps({"auth_url": "https://login.example.com/token", "key_file": "/unused", **extra}),
     )
-    return JwtBearerCredentials(JwtBearerSettings.from_connection(conn), signer)
+    return JwtBearerCredentials(parse_connection(conn), signer)
 
 
 def test_local_keys_of_every_type_give_a_stable_secret(keystores: dict[str, Keystore]) -> None:

@@ -16,8 +16,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from airflow_jwt_provider.exceptions import JwtBearerConfigError, KeystoreError
-from airflow_jwt_provider.signers.base import Signer
-from airflow_jwt_provider.signers.pkcs11 import INSTALL_HINT, Pkcs11Signer
+from airflow_jwt_provider.signing.signers.base import Signer
+from airflow_jwt_provider.signing.signers.pkcs11.signer import INSTALL_HINT, Pkcs11Signer
 from devserver.hsm import SoftHsm
 from tests.signers.jws_checks import assert_signs_valid_jws, sign_compact, verify_with_pyjwt
 
@@ -336,7 +336,7 @@ _RESTRICTED_TOKEN_SCRIPT = textwrap.dedent(
     """
     import json, sys
     from airflow_jwt_provider.exceptions import JwtBearerConfigError
-    from airflow_jwt_provider.signers.pkcs11 import Pkcs11Signer
+    from airflow_jwt_provider.signing.signers.pkcs11.signer import Pkcs11Signer
     from tests.signers.jws_checks import sign_compact
 
     module, token, pin = sys.argv[1:4]

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from airflow.sdk.serde import deserialize, serialize
 
-from airflow_jwt_provider.api_request import ApiRequest
+from airflow_jwt_provider.common.retry import RetryPolicy
+from airflow_jwt_provider.connection.token_parameters import TokenParameters
 from airflow_jwt_provider.hooks.jwt_bearer import JwtBearerHook
-from airflow_jwt_provider.polling import PollSpec
-from airflow_jwt_provider.retry import RetryPolicy
-from airflow_jwt_provider.token_parameters import TokenParameters
+from airflow_jwt_provider.http.polling import PollSpec
+from airflow_jwt_provider.http.request import ApiRequest
+from airflow_jwt_provider.http.wire import response_from_event
 from airflow_jwt_provider.triggers.http import CLASSPATH, JwtBearerHttpTrigger
-from airflow_jwt_provider.wire import response_from_event
 from devserver.server import LocalAuthorizationServer
 from tests.conftest import CLIENT_ID, CLIENT_SECRET, STORE_PASSWORD, connection_extra, register
 

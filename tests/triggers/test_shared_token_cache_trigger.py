@@ -14,7 +14,7 @@ import pytest
 
 from airflow_jwt_provider.hooks.jwt_bearer import JwtBearerHook
 from airflow_jwt_provider.hooks.jwt_bearer_async import JwtBearerAsyncHook
-from airflow_jwt_provider.token_cache import TOKEN_CACHE, TokenCache
+from airflow_jwt_provider.tokens.cache import TOKEN_CACHE, TokenCache
 from airflow_jwt_provider.triggers.http import JwtBearerHttpTrigger
 from devserver.server import LocalAuthorizationServer
 from tests.conftest import CLIENT_ID, REDIS_CONN_ID, connection_extra, register

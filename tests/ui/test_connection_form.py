@@ -37,11 +37,14 @@ import pytest
 import requests
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, sync_playwright
 
-from airflow_jwt_provider.get_provider_info import CONN_FIELDS, get_provider_info
+from airflow_jwt_provider.connection.parser import parse_connection
+from airflow_jwt_provider.get_provider_info import conn_fields, get_provider_info
+from airflow_jwt_provider.signing.signers.local import LocalSignerSettings
 from devserver.keystores import Keystore
 from devserver.server import LocalAuthorizationServer
 from tests.conftest import CLIENT_ID, STORE_PASSWORD, connection_extra, register
 
+CONN_FIELDS = conn_fields()
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",  # we run as root in CI containers
@@ -179,7 +182,7 @@ def _api_server_process(airflow_db: Path, tmp_path_factory: pytest.TempPathFacto
 @pytest.fixture(scope="module")
 def api_server(_api_server_process: ApiServer, keystores: dict[str, Keystore]) -> ApiServer:
     """The running api-server. ``keystores`` is listed so keytool runs while the server boots."""
-    import airflow_jwt_provider.settings  # noqa: F401 (imports Airflow: also done while it boots)
+    import airflow_jwt_provider.connection.settings  # noqa: F401 (imports Airflow: also done while it boots)
 
     _api_server_process.wait_ready()
     return _api_server_process
@@ -337,8 +340,6 @@ def test_saved_form_stores_the_extras_the_provider_expects(
 ) -> None:
     from airflow.sdk import Connection
 
-    from airflow_jwt_provider.settings import JwtBearerSettings
-
     store = keystores["default"]
     conn_id = "ui_saved"
     dialog = open_add_form(page, api_server)
@@ -389,12 +390,14 @@ def test_saved_form_stores_the_extras_the_provider_expects(
         login=stored["login"],
         extra=json.dumps({**extra, "keystore_password": STORE_PASSWORD}),
     )
-    settings = JwtBearerSettings.from_connection(conn)
+    settings = parse_connection(conn)
+    local = settings.signer
+    assert isinstance(local, LocalSignerSettings)
     assert settings.api_base_url == auth_server.url
-    assert (settings.auth_url, settings.key_source.path) == (auth_server.token_url, str(store.path))
+    assert (settings.auth_url, local.source.path) == (auth_server.token_url, str(store.path))
     assert (settings.lifetime, settings.algorithm, settings.client_auth) == (120, "RS256", "none")
     assert settings.preset is None
-    assert settings.key_password is None
+    assert local.key_password is None
     # ... and the api-server has the real keystore password behind the mask: testing the stored
     # connection (masked values are replaced by the stored ones) obtains a token.
     register(auth_server, store)

@@ -1,0 +1,86 @@
+"""The closed sets of a connection's choices, as types: a value is a member, never a bare string.
+
+The settings parser turns the text of a connection into these members (refusing anything else,
+naming the setting), and everything downstream compares members or asks a member to act. Open
+sets, which other packages extend, are registries instead (signers, token stores:
+:mod:`airflow_jwt_provider.common.registry`).
+
+``str`` mixins keep the members equal to their wire values (``GrantType.JWT_BEARER ==
+"urn:ietf:params:oauth:grant-type:jwt-bearer"``), so they go into a form or JSON as they are.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from airflow_jwt_provider.common.registry import TOKEN_STORE_GROUP, Registry
+
+
+class GrantType(str, Enum):
+    """The OAuth 2.0 grant a token request uses (its ``grant_type``)."""
+
+    #: RFC 7523 §2.1: the JWT is the authorization grant (``assertion``).
+    JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+    #: RFC 6749 §4.4: the client acts for itself (with a client assertion, RFC 7523 §2.2).
+    CLIENT_CREDENTIALS = "client_credentials"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class ClientAuthMethod(str, Enum):
+    """How the client authenticates at the token endpoint (RFC 6749 §2.3, RFC 7523 §2.2)."""
+
+    NONE = "none"
+    CLIENT_SECRET_POST = "client_secret_post"
+    CLIENT_SECRET_BASIC = "client_secret_basic"
+    PRIVATE_KEY_JWT = "private_key_jwt"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def needs_client_secret(self) -> bool:
+        return self in (ClientAuthMethod.CLIENT_SECRET_POST, ClientAuthMethod.CLIENT_SECRET_BASIC)
+
+    @property
+    def needs_client_id(self) -> bool:
+        """RFC 7523 §3: a client assertion's ``iss`` and ``sub`` are the client id."""
+        return self is ClientAuthMethod.PRIVATE_KEY_JWT
+
+
+class KeystoreType(str, Enum):
+    """The format of local key material (detected from the content; the setting only confirms it)."""
+
+    JKS = "jks"
+    JCEKS = "jceks"
+    PKCS12 = "pkcs12"
+    PEM = "pem"
+    GOOGLE_JSON = "google_json"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def java(self) -> bool:
+        """Read with pyjks (the ``[jks]`` extra)."""
+        return self in (KeystoreType.JKS, KeystoreType.JCEKS)
+
+    @property
+    def names_token_endpoint(self) -> bool:
+        """A Google service-account key carries its issuer (``client_email``) and ``token_uri``."""
+        return self is KeystoreType.GOOGLE_JSON
+
+
+#: ``token_cache`` value for "each process alone"; every other value names a registered token store.
+MEMORY_TOKEN_CACHE = "memory"
+
+#: The token stores' names (read from the installed distributions; no store is imported here).
+_TOKEN_STORES: Registry[object] = Registry(
+    TOKEN_STORE_GROUP, "token store", lambda _: True, preferred=("file", "redis")
+)
+
+
+def token_cache_kinds() -> tuple[str, ...]:
+    """The ``token_cache`` values: ``memory`` and every registered token store (``file``, ``redis``, plugins')."""
+    return (MEMORY_TOKEN_CACHE, *_TOKEN_STORES.names())

@@ -1,0 +1,141 @@
+"""The validated settings of a ``jwt_bearer`` connection: :class:`JwtBearerSettings` and its parts.
+
+Everything downstream (key loading, assertion minting, the token client, the hooks) reads these
+frozen objects and never the raw connection, so a setting is checked in exactly one place (the
+parser, :func:`airflow_jwt_provider.connection.parser.parse_connection`) and every error names the field at
+fault. Secrets are kept out of every ``repr``, so logging a settings object is harmless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from airflow_jwt_provider.connection.kinds import MEMORY_TOKEN_CACHE, ClientAuthMethod, GrantType
+from airflow_jwt_provider.connection.presets import Preset
+from airflow_jwt_provider.connection.signer_settings import SignerSettings
+from airflow_jwt_provider.connection.trusted_hosts import HostPattern, TrustedHosts
+
+DEFAULT_LIFETIME = 60
+DEFAULT_TIMEOUT = 30.0
+#: How long a token is used when the endpoint does not say (``expires_in`` absent).
+DEFAULT_TOKEN_LIFETIME = 300
+#: Upper bounds: an assertion or token lifetime of a day, an HTTP timeout of an hour.
+MAX_LIFETIME = 86400
+MAX_TIMEOUT = 3600.0
+
+#: The provider's section of the Airflow configuration (declared in ``get_provider_info()["config"]``):
+#: deployment-wide defaults of the ``token_cache*`` extras, and the knobs that only a deployment sets.
+CONFIG_SECTION = "jwt_bearer"
+#: The redis connection a shared cache uses when none is named (the redis provider's default).
+DEFAULT_TOKEN_CACHE_CONN_ID = "redis_default"
+#: How long a process waits for another's token request before fetching for itself.
+DEFAULT_TOKEN_CACHE_WAIT = 10.0
+#: The bound of each call to the shared store: a slow store must cost a task little.
+DEFAULT_TOKEN_CACHE_IO_TIMEOUT = 0.5
+MAX_TOKEN_CACHE_WAIT = 300.0
+MAX_TOKEN_CACHE_IO_TIMEOUT = 30.0
+
+
+class ConnectionLike(Protocol):
+    """What settings need of an Airflow ``Connection`` (so tests and triggers can pass their own)."""
+
+    conn_id: str
+    host: str | None
+    login: str | None
+    password: str | None
+    schema: str | None
+    port: int | None
+
+    @property
+    def extra_dejson(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """HTTP options shared by token requests and API calls, sync and async."""
+
+    timeout: float = DEFAULT_TIMEOUT
+    verify: bool | str = True
+    #: Not in ``repr``: a proxy URL may carry ``user:password@``.
+    proxies: Mapping[str, str] | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class TokenCacheSettings:
+    """Where tokens are cached beyond the process, from the connection's extras or ``[jwt_bearer]``.
+
+    :param kind: ``memory`` (each process alone) or the name of a registered token store:
+        ``file`` (a directory every process of the machine shares), ``redis`` (a Redis every
+        worker of the cluster reaches).
+    :param conn_id: the Airflow ``redis`` connection (``redis`` only).
+    :param directory: the folder of ``file`` (``None``: under ``AIRFLOW_HOME``).
+    :param wait: seconds a process waits for another's token request before fetching itself.
+    :param io_timeout: seconds each call to the store may take before the store counts as down.
+    """
+
+    kind: str = MEMORY_TOKEN_CACHE
+    conn_id: str = DEFAULT_TOKEN_CACHE_CONN_ID
+    directory: str | None = None
+    wait: float = DEFAULT_TOKEN_CACHE_WAIT
+    io_timeout: float = DEFAULT_TOKEN_CACHE_IO_TIMEOUT
+
+    @property
+    def shared(self) -> bool:
+        """Whether tokens are shared with other processes (every kind but ``memory``)."""
+        return self.kind != MEMORY_TOKEN_CACHE
+
+
+@dataclass(frozen=True)
+class JwtBearerSettings:
+    """The validated settings of one ``jwt_bearer`` connection.
+
+    The key: ``signer`` holds the chosen signer's own settings (a key file, a PKCS#11 token, a
+    KMS connection...). ``key_aliases`` names the key for every signer (the keystore alias, the
+    PKCS#11 key label, the KMS key id, ARN or alias), several during a key rotation (first
+    usable one signs); ``key_ids`` are then the ``kid`` of each, in the same order, when the
+    connection gives one per key.
+    """
+
+    conn_id: str
+    signer: SignerSettings
+    auth_url: str | None = None
+    api_base_url: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    key_aliases: tuple[str, ...] = ()
+    key_id: str | None = None
+    key_ids: tuple[str, ...] = ()
+    algorithm: str | None = None
+    issuer: str | None = None
+    subject: str | None = None
+    audience: str | tuple[str, ...] | None = None
+    lifetime: int = DEFAULT_LIFETIME
+    claims: Mapping[str, Any] = field(default_factory=dict)
+    scope: str | None = None
+    x5t: bool = False
+    nbf: bool = False
+    client_auth: ClientAuthMethod = ClientAuthMethod.NONE
+    auth_params: Mapping[str, str] = field(default_factory=dict)
+    preset: Preset | None = None
+    http: HttpSettings = field(default_factory=HttpSettings)
+    default_token_lifetime: int = DEFAULT_TOKEN_LIFETIME
+    trusted_hosts: tuple[HostPattern, ...] = ()
+    token_cache: TokenCacheSettings = field(default_factory=TokenCacheSettings)
+    #: The key material names the token endpoint and the issuer (a Google service-account key).
+    key_names_endpoint: bool = False
+
+    def trusted(self, base_url: str | None) -> TrustedHosts:
+        """Where this connection's token may go, given the effective API base (Host or ``instance_url``)."""
+        return TrustedHosts(self.conn_id, base_url, self.trusted_hosts)
+
+    @property
+    def grant_type(self) -> GrantType:
+        """The grant used when no assertion is handed in: the preset's, else RFC 7523's."""
+        return self.preset.grant_type if self.preset else GrantType.JWT_BEARER
+
+    @property
+    def scope_in_assertion(self) -> bool:
+        """Google and DocuSign read the scope from a ``scope`` claim, not from the form."""
+        return bool(self.preset and self.preset.scope_in_assertion)

@@ -1,0 +1,147 @@
+"""How a sensor tells "not yet" from "done": on the worker when it pokes, in the triggerer when deferred.
+
+The triggerer runs no DAG file, so a condition it evaluates is either data (``expected_json``)
+or a function it can import by dotted path (:func:`callable_path` checks that at defer time).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from enum import Enum
+from typing import Any
+
+import requests
+
+from airflow_jwt_provider.exceptions import JwtBearerConfigError
+from airflow_jwt_provider.http.response import response_body, status_accepted
+
+
+class PollOutcome(Enum):
+    """What one poll found (:meth:`PollSpec.outcome`)."""
+
+    #: Not yet: poll again after the interval.
+    WAIT = "wait"
+    #: The condition holds: the sensor succeeds with this answer.
+    DONE = "done"
+    #: A status that is neither waiting nor accepted: the wait ends and the task fails with the answer.
+    FAIL = "fail"
+
+
+@dataclass(frozen=True)
+class PollSpec:
+    """How the sensor tells "not yet" from "done": on the worker when it pokes, in the trigger when deferred.
+
+    Each poll: a status in ``waiting_statuses`` means not yet; a status that is not accepted
+    ends the wait (the worker then fails the task with the answer); an accepted answer is done
+    when its JSON contains ``expected_json`` and ``response_check`` (a dotted import path,
+    resolved in the triggerer) returns true.
+    """
+
+    interval: float
+    waiting_statuses: tuple[int, ...] = (404,)
+    accepted_statuses: tuple[int, ...] | None = None
+    expected_json: Mapping[str, Any] | None = None
+    response_check: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["waiting_statuses"] = list(self.waiting_statuses)
+        if self.accepted_statuses is not None:
+            values["accepted_statuses"] = list(self.accepted_statuses)
+        return values
+
+    def outcome(
+        self, response: requests.Response, check: Callable[[requests.Response], Any] | None = None
+    ) -> PollOutcome:
+        """Whether ``response`` means wait, done, or fail (a status that is neither waiting nor accepted)."""
+        if response.status_code in self.waiting_statuses:
+            return PollOutcome.WAIT
+        if not status_accepted(response.status_code, self.accepted_statuses):
+            return PollOutcome.FAIL
+        if not json_contains(response_body(response), self.expected_json):
+            return PollOutcome.WAIT
+        if check is not None and not check(response):
+            return PollOutcome.WAIT
+        return PollOutcome.DONE
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> PollSpec:
+        values = dict(values)
+        values["waiting_statuses"] = tuple(values.get("waiting_statuses") or ())
+        if values.get("accepted_statuses") is not None:
+            values["accepted_statuses"] = tuple(values["accepted_statuses"])
+        return cls(**values)
+
+
+_MISSING = object()
+
+
+def json_contains(body: object, expected: Mapping[str, Any] | None) -> bool:
+    """Whether ``body[key] == value`` for every item of ``expected``; ``a.b`` reaches into objects."""
+    if not expected:
+        return True
+    for path, wanted in expected.items():
+        value: object = body
+        for part in str(path).split("."):
+            value = value.get(part, _MISSING) if isinstance(value, Mapping) else _MISSING
+        if value is _MISSING or value != wanted:
+            return False
+    return True
+
+
+def callable_path(func: Callable[..., Any] | str) -> str:
+    """The dotted import path of ``func``, checked to import back to the same object.
+
+    The triggerer runs no DAG file: a condition it evaluates must be importable from an
+    installed module or the plugins folder. Lambdas, nested functions and functions defined
+    in a DAG file are refused here, at defer time, with advice, rather than in the triggerer.
+    """
+    if isinstance(func, str):
+        return func
+    module = getattr(func, "__module__", None)
+    qualname = getattr(func, "__qualname__", "")
+    problem = None
+    if not module or "<" in qualname:
+        problem = "lambdas and nested functions cannot be imported by the triggerer"
+    elif module.startswith("unusual_prefix_") or module == "__main__":
+        problem = "functions defined in a DAG file cannot be imported by the triggerer"
+    else:
+        try:
+            found = import_callable(f"{module}.{qualname}")
+        except (ImportError, AttributeError):
+            found = None
+        if found is not func:
+            problem = f"{module}.{qualname} does not import back to this function"
+    if problem:
+        raise JwtBearerConfigError(
+            f"response_check {qualname or func!r} cannot run in the triggerer: {problem}. Define it in an "
+            "installed module or the plugins folder and pass it (or its dotted path), or use expected_json, "
+            "or deferrable=False",
+            field="response_check",
+        )
+    return f"{module}.{qualname}"
+
+
+def import_callable(path: str) -> Callable[..., Any]:
+    """``package.module.function`` (or ``package.module.Class.method``) → the object.
+
+    A path to something that cannot be called (a constant, a module) is an :class:`ImportError`
+    naming what it found, here, rather than a bare "object is not callable" at the first poll.
+    """
+    module_name, _, attribute = path.rpartition(".")
+    parts: list[str] = [attribute]
+    while module_name:
+        try:
+            target: object = importlib.import_module(module_name)
+        except ImportError:
+            module_name, _, outer = module_name.rpartition(".")
+            parts.insert(0, outer)
+            continue
+        for part in parts:
+            target = getattr(target, part)
+        if not callable(target):
+            raise ImportError(f"{path!r} is a {type(target).__name__}, not a function")
+        return target
+    raise ImportError(f"cannot import {path!r}")

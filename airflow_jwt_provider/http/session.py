@@ -1,0 +1,104 @@
+"""A ``requests.Session`` for one API: base URL, default timeout, TLS settings, bearer auth, TCP keep-alive."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection
+
+from airflow_jwt_provider.connection.settings import HttpSettings
+from airflow_jwt_provider.http.auth import JwtBearerAuth
+from airflow_jwt_provider.http.request import resolve_url
+
+
+@dataclass(frozen=True)
+class TcpKeepAlive:
+    """TCP keep-alive probes, as ``HttpHook``'s ``tcp_keep_alive*`` arguments set them.
+
+    A long request through a NAT or a firewall that drops idle connections would otherwise
+    hang until the timeout; probes keep the connection known to the middleboxes.
+
+    :param idle: seconds of silence before the first probe.
+    :param count: unanswered probes before the connection is dropped.
+    :param interval: seconds between probes.
+    """
+
+    enabled: bool = True
+    idle: int = 120
+    count: int = 20
+    interval: int = 30
+
+    def socket_options(self) -> list[tuple[int, int, int]]:
+        options = list(HTTPConnection.default_socket_options)
+        if not self.enabled:
+            return options
+        options.append((socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1))
+        for name, value in (("TCP_KEEPIDLE", self.idle), ("TCP_KEEPINTVL", self.interval), ("TCP_KEEPCNT", self.count)):
+            if hasattr(socket, name):  # Linux; macOS lacks TCP_KEEPIDLE
+                options.append((socket.IPPROTO_TCP, getattr(socket, name), value))
+        return options
+
+
+class _SocketOptionsAdapter(HTTPAdapter):
+    def __init__(self, socket_options: list[tuple[int, int, int]]) -> None:
+        self._socket_options = socket_options
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["socket_options"] = self._socket_options
+        super().init_poolmanager(*args, **kwargs)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        proxy_kwargs["socket_options"] = self._socket_options
+        return super().proxy_manager_for(proxy, **proxy_kwargs)
+
+
+class JwtBearerSession(requests.Session):
+    """A session whose requests carry the bearer token and the connection's HTTP settings.
+
+    Relative URLs are resolved against ``base_url`` (the connection's host), and every
+    request gets the connection's timeout unless it sets its own, so that a forgotten
+    ``timeout=`` cannot hang a task forever.
+    """
+
+    def __init__(
+        self,
+        auth: JwtBearerAuth,
+        http: HttpSettings,
+        base_url: str | None = None,
+        *,
+        keep_alive: TcpKeepAlive | None = None,
+    ) -> None:
+        super().__init__()
+        self.auth = auth
+        self.base_url = base_url
+        self.conn_id = auth.credentials.settings.conn_id
+        self.default_timeout = http.timeout
+        self.verify = http.verify
+        self.connection_proxies = dict(http.proxies or {})
+        self.proxies.update(self.connection_proxies)
+        if keep_alive is not None:
+            adapter = _SocketOptionsAdapter(keep_alive.socket_options())
+            self.mount("https://", adapter)
+            self.mount("http://", adapter)
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self.default_timeout)
+        # requests lets REQUESTS_CA_BUNDLE and HTTP(S)_PROXY override what is set on a Session;
+        # the connection's verify and proxies must win, so they go with each request.
+        kwargs.setdefault("verify", self.verify)
+        if self.connection_proxies:
+            kwargs.setdefault("proxies", dict(self.connection_proxies))
+        if isinstance(method, bytes):  # requests decodes a bytes method as ASCII too
+            method = method.decode("ascii")
+        if isinstance(url, bytes):
+            url = url.decode("ascii")
+        return super().request(method, self.url_for(url), *args, **kwargs)
+
+    def url_for(self, endpoint: str | None) -> str:
+        """``endpoint`` resolved against the connection's API base; an absolute URL is returned as it is."""
+        return resolve_url(self.base_url, endpoint, conn_id=self.conn_id)

@@ -1,0 +1,301 @@
+"""POST token requests (RFC 7523 §2.1/§2.2, RFC 6749 §4.4) and parse the answers (RFC 6749 §5).
+
+The client takes an *assertion factory*, not an assertion: a retried request after a
+network error or a 503 is signed anew, so no ``jti`` is ever sent twice. Whether and when
+to retry is :mod:`airflow_jwt_provider.common.retry`'s decision, as for API calls.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import requests
+from requests.auth import HTTPBasicAuth
+
+from airflow_jwt_provider.common.redaction import redact_text
+from airflow_jwt_provider.common.retry import TOKEN_REQUEST_RETRY, RetryPolicy, parse_http_date
+from airflow_jwt_provider.common.seconds import finite_seconds
+from airflow_jwt_provider.connection.kinds import GrantType
+from airflow_jwt_provider.connection.settings import HttpSettings
+from airflow_jwt_provider.connection.trusted_hosts import Origin, is_loopback
+from airflow_jwt_provider.exceptions import TokenEndpointError
+from airflow_jwt_provider.tokens.access_token import ASSUMED_LIFETIME, AccessToken
+from airflow_jwt_provider.tokens.client_auth import ClientAuthentication
+
+log = logging.getLogger(__name__)
+
+#: Fields of a token answer that are read here; the others are kept in ``AccessToken.extra``.
+_TOKEN_FIELDS = frozenset({"access_token", "token_type", "expires_in", "scope", "refresh_token", "id_token"})
+#: How much of a server's text is looked at (redacted, then shortened for the message).
+_REDACTION_WINDOW = 65536
+#: The longest ``expires_in`` taken at its word (a year); beyond it the answer is not plausible.
+MAX_EXPIRES_IN = 366 * 86400
+_TIME_WORDS = ("exp", "iat", "nbf", "expired", "not yet valid", "clock", "time", "future", "lifetime")
+
+
+class _TransientError(TokenEndpointError):
+    """The request did not get an answer (timeout, refused connection): worth another attempt."""
+
+
+class TokenClient:
+    """Talks to one token endpoint.
+
+    Every field of an answer is checked where it enters: a token type other than bearer, an
+    ``expires_in`` that is not a finite number in range, a body that is not a JSON object
+    are refused or set aside with a clear message, never passed on to crash later. Texts built
+    from an answer (``error_description``...) never repeat a secret the client sent.
+
+    :param retry: when to retry connection errors, 429 and 5xx answers; each attempt is
+        signed anew. A ``Retry-After`` beyond the policy's ``max_wait`` is not waited for.
+    :param default_token_lifetime: how long a token is used when the answer has no ``expires_in``.
+    """
+
+    def __init__(
+        self,
+        token_url: str,
+        client_auth: ClientAuthentication,
+        http: HttpSettings | None = None,
+        *,
+        session: requests.Session | None = None,
+        retry: RetryPolicy = TOKEN_REQUEST_RETRY,
+        default_token_lifetime: timedelta = ASSUMED_LIFETIME,
+    ) -> None:
+        self.token_url = token_url
+        self.default_token_lifetime = default_token_lifetime
+        if _is_plain_http_to_remote(token_url):
+            log.warning(
+                "auth_url %s is plain http: assertions and client secrets cross the network unencrypted; "
+                "use https (http is only for loopback test servers)",
+                token_url,
+            )
+        self.client_auth = client_auth
+        self.http = http or HttpSettings()
+        self.session = session or requests.Session()
+        self.retry = retry
+        self.requests_made = 0
+
+    def fetch(
+        self,
+        grant_type: GrantType,
+        *,
+        assertion: Callable[[], str] | None = None,
+        scope: str | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> AccessToken:
+        """Request a token; raise :class:`TokenEndpointError` with what went wrong and what to do."""
+        sent: dict[str, str] = {}
+
+        def attempt() -> requests.Response:
+            form: dict[str, str] = {"grant_type": grant_type.value}
+            if assertion is not None:
+                form["assertion"] = assertion()  # a new one for every attempt: never the same jti twice
+            if scope:
+                form["scope"] = scope
+            form.update(params or {})
+            http_auth = self.client_auth.apply(form)
+            sent.clear()
+            sent.update(form)
+            return self._post(form, http_auth)
+
+        response = self.retry.call(
+            attempt, what=f"Token endpoint {self.token_url}", method="POST", log=log, transient=(_TransientError,)
+        )
+        return self._parse(response, sent=sent)
+
+    def _post(self, form: dict[str, str], http_auth: HTTPBasicAuth | None) -> requests.Response:
+        self.requests_made += 1
+        try:
+            return self.session.post(
+                self.token_url,
+                data=form,
+                auth=http_auth,
+                headers={"Accept": "application/json"},
+                timeout=self.http.timeout,
+                verify=self.http.verify,
+                proxies=dict(self.http.proxies) if self.http.proxies else None,
+                allow_redirects=False,
+            )
+        except requests.exceptions.SSLError:
+            raise TokenEndpointError(
+                f"TLS verification failed for auth_url {self.token_url}; if the server uses a private "
+                "CA, set the connection's verify extra to the path of its CA bundle"
+            ) from None
+        except requests.exceptions.Timeout:
+            raise _TransientError(
+                f"The token endpoint {self.token_url} did not answer within {self.http.timeout} s; "
+                "check auth_url and the network, or raise the timeout extra"
+            ) from None
+        except requests.exceptions.RequestException as exc:
+            raise _TransientError(
+                f"Cannot reach the token endpoint {self.token_url} ({type(exc).__name__}); "
+                "check auth_url, DNS, proxies and firewalls"
+            ) from None
+
+    def _parse(self, response: requests.Response, sent: Mapping[str, str]) -> AccessToken:
+        content_type = response.headers.get("Content-Type", "")
+        try:
+            body = response.json()
+        except ValueError:  # includes bodies with NaN/Infinity that json refuses later, and bad UTF-8
+            body = None
+        if not isinstance(body, dict):
+            status = response.status_code
+            if 300 <= status < 400:
+                location = Origin.of(response.headers.get("Location", "")) or "?"
+                problem = f"redirected to {location}; auth_url is probably wrong"
+            elif status in (401, 403, 404, 405):
+                problem = (
+                    "auth_url is probably wrong (not the token endpoint, or a path the server does not know); "
+                    "otherwise a proxy or load balancer answered instead of the authorization server"
+                )
+            else:
+                problem = "a proxy or load balancer may have answered instead of the authorization server"
+            raise TokenEndpointError(
+                f"The token endpoint {self.token_url} answered HTTP {status} with "
+                f"{_printable(content_type) or 'no content type'}, not a JSON token response: {problem}",
+                status=status,
+            )
+        if response.status_code != 200 or "error" in body:
+            raise self._error(response, body, sent)
+        return self._token(response, body)
+
+    def _token(self, response: requests.Response, body: dict[str, Any]) -> AccessToken:
+        access_token = body.get("access_token")
+        if not isinstance(access_token, str) or not access_token.strip():
+            raise TokenEndpointError(
+                f"The token endpoint {self.token_url} answered HTTP 200 without an access_token "
+                f"(fields: {', '.join(sorted(_printable(str(k))[:40] for k in body)[:20]) or 'none'})",
+                status=response.status_code,
+            )
+        token_type = body.get("token_type")
+        if token_type is None:
+            token_type = "Bearer"  # RFC 6749 requires it; some servers still omit it
+        if not isinstance(token_type, str) or token_type.strip().lower() != "bearer":
+            shown = _printable(str(token_type))[:40]
+            raise TokenEndpointError(
+                f"The token endpoint {self.token_url} issued a token of type {shown!r}, which this provider does "
+                "not use: it sends bearer tokens only (RFC 6750), and RFC 6749 §7.1 forbids using a token whose "
+                "type the client does not understand. Ask for a bearer token (DPoP-bound tokens are not supported)",
+                status=response.status_code,
+                error="unsupported_token_type",
+            )
+        issued_at = datetime.now(timezone.utc)
+        lifetime = self._expires_in(body.get("expires_in"))
+        return AccessToken(
+            access_token=access_token,
+            token_type="Bearer",
+            expires_at=issued_at + lifetime if lifetime is not None else None,
+            scope=_scope(body.get("scope")),
+            issued_at=issued_at,
+            extra={k: v for k, v in body.items() if k not in _TOKEN_FIELDS},
+            assumed_lifetime=self.default_token_lifetime,
+        )
+
+    def _expires_in(self, value: object) -> timedelta | None:
+        """``expires_in`` as a lifetime: a finite number of seconds in (0, a year]; else set aside."""
+        if value is None:
+            return None
+        seconds = finite_seconds(value)
+        if seconds is None or not 0 < seconds <= MAX_EXPIRES_IN:
+            log.warning(
+                "Token endpoint %s: ignoring expires_in %s (not a number of seconds between 0 and %d); "
+                "the token is used for default_token_lifetime (%d s) instead",
+                self.token_url,
+                _printable(repr(value))[:40],
+                MAX_EXPIRES_IN,
+                self.default_token_lifetime.total_seconds(),
+            )
+            return None
+        return timedelta(seconds=seconds)
+
+    def _error(self, response: requests.Response, body: dict[str, Any], sent: Mapping[str, str]) -> TokenEndpointError:
+        # What the server says is data: it may repeat what it was sent (a secret, the assertion).
+        known = (
+            sent.get("assertion"),
+            sent.get("client_assertion"),
+            sent.get("client_secret"),
+            self.client_auth.client_secret,
+        )
+
+        def field(name: str, limit: int) -> str | None:
+            value = body.get(name)
+            if value is None or value == "":
+                return None
+            # Redacted before it is cut: a cut through a secret would leave part of it.
+            return _printable(redact_text(str(value)[:_REDACTION_WINDOW], known))[:limit] or None
+
+        error = field("error", 100) or "unknown_error"
+        description = field("error_description", 500)
+        error_uri = field("error_uri", 300)
+        hint = self._hint(error, description, response)
+        message = f"The token endpoint {self.token_url} refused the request: HTTP {response.status_code} {error}"
+        if description:
+            message += f": {description.rstrip('.')}"
+        if hint:
+            message += f". {hint}"
+        return TokenEndpointError(
+            message,
+            status=response.status_code,
+            error=error,
+            error_description=description,
+            error_uri=error_uri,
+            hint=hint,
+        )
+
+    def _hint(self, error: str, description: str | None, response: requests.Response) -> str | None:
+        text = (description or "").lower()
+        if error == "invalid_client":
+            return (
+                "Check the client id (Login) and the client secret (Password), and client_auth: "
+                f"{self.client_auth.method.value!r} is in use"
+            )
+        if error == "invalid_grant" and any(word in text for word in _TIME_WORDS):
+            offset = clock_offset(response)
+            if offset is not None and abs(offset) >= 5:
+                direction = "ahead of" if offset < 0 else "behind"
+                return (
+                    f"This machine's clock is {abs(offset):.0f} s {direction} the server's (from its "
+                    "Date header): synchronise it with NTP, or shorten/lengthen lifetime accordingly"
+                )
+            if offset is not None:
+                return (
+                    f"The clocks agree within {abs(offset):.0f} s, so check lifetime against the "
+                    "server's maximum assertion lifetime"
+                )
+            return "Check this machine's clock (NTP) and the lifetime setting"
+        if error == "invalid_grant":
+            return "Check issuer, subject, audience and that the certificate registered with the server matches the key"
+        if error == "invalid_scope":
+            return "Check the scope setting against what the client is allowed"
+        if error == "unauthorized_client":
+            return "The client is not allowed this grant type; enable the JWT bearer flow for it on the server"
+        return None
+
+
+def clock_offset(response: requests.Response) -> float | None:
+    """Server time minus local time, in seconds, from the response's ``Date`` header."""
+    server_now = parse_http_date(response.headers.get("Date"))
+    if server_now is None:
+        return None
+    return (server_now - datetime.now(timezone.utc)).total_seconds()
+
+
+def _is_plain_http_to_remote(url: str) -> bool:
+    origin = Origin.of(url)
+    return origin is not None and origin.scheme == "http" and not is_loopback(origin.host)
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters replaced: a server's answer must not forge log lines."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
+
+
+def _scope(value: object) -> str | None:
+    """The granted scope: a string, or a list of strings (some servers send one), else none."""
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return " ".join(value) or None
+    return None
