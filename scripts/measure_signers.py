@@ -50,7 +50,7 @@ def main() -> int:
 
 def measure(rounds: int, tmp: str) -> None:
     from devserver import hsm, kms
-    from tests.signers.jws_checks import signing_input, verify_with_cryptography
+    from tests.signing.signers.jws_checks import signing_input, verify_with_cryptography
 
     rows: list[tuple[str, str, float, float, float]] = []
     data = {alg: signing_input(alg) for alg in ("RS256", "PS256", "ES256")}

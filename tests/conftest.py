@@ -7,6 +7,7 @@ folder; nothing from the developer's own Airflow is touched.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import shutil
@@ -73,13 +74,13 @@ def keystores(keystore_dir: Path) -> dict[str, ks.Keystore]:
     if not ks.have_keytool():
         pytest.fail("keytool is required by the tests: install a JRE (Debian: default-jre-headless)")
     d = keystore_dir
-    stores = {
+    makers: dict[str, Callable[[], ks.Keystore]] = {
         # keytool's default store type (PKCS#12 on Java 9+), in a file named .jks on purpose
-        "default": ks.make_keystore(d, "default", store_password=STORE_PASSWORD, alias="Signing"),
-        "jks": ks.make_keystore(
+        "default": lambda: ks.make_keystore(d, "default", store_password=STORE_PASSWORD, alias="Signing"),
+        "jks": lambda: ks.make_keystore(
             d, "rsa-jks", store_type="jks", store_password=STORE_PASSWORD, key_password=KEY_PASSWORD
         ),
-        "jceks": ks.make_keystore(
+        "jceks": lambda: ks.make_keystore(
             d,
             "ec-jceks",
             store_type="jceks",
@@ -88,7 +89,7 @@ def keystores(keystore_dir: Path) -> dict[str, ks.Keystore]:
             store_password=STORE_PASSWORD,
             key_password=KEY_PASSWORD,
         ),
-        "pkcs12_multi": ks.make_keystore(
+        "pkcs12_multi": lambda: ks.make_keystore(
             d,
             "multi",
             store_type="pkcs12",
@@ -96,24 +97,27 @@ def keystores(keystore_dir: Path) -> dict[str, ks.Keystore]:
             alias="Primary",
             extra_aliases=("secondary",),
         ),
-        "ec256": ks.make_keystore(
+        "ec256": lambda: ks.make_keystore(
             d, "ec256", store_type="pkcs12", key_algorithm="EC", curve="secp256r1", store_password=STORE_PASSWORD
         ),
-        "ec521": ks.make_keystore(
+        "ec521": lambda: ks.make_keystore(
             d, "ec521", store_type="pkcs12", key_algorithm="EC", curve="secp521r1", store_password=STORE_PASSWORD
         ),
-        "ed25519": ks.make_keystore(
+        "ed25519": lambda: ks.make_keystore(
             d, "ed25519", store_type="pkcs12", key_algorithm="Ed25519", store_password=STORE_PASSWORD
         ),
-        "pem_pkcs8": ks.make_pem_key(d, "pkcs8", key_algorithm="RSA"),
-        "pem_pkcs1_encrypted": ks.make_pem_key(
+        "pem_pkcs8": lambda: ks.make_pem_key(d, "pkcs8", key_algorithm="RSA"),
+        "pem_pkcs1_encrypted": lambda: ks.make_pem_key(
             d, "pkcs1enc", key_algorithm="RSA", pkcs1=True, passphrase=STORE_PASSWORD
         ),
-        "pem_ec_encrypted": ks.make_pem_key(
+        "pem_ec_encrypted": lambda: ks.make_pem_key(
             d, "ecenc", key_algorithm="EC", curve="secp256r1", passphrase=STORE_PASSWORD
         ),
     }
-    return stores
+    # Each keytool run is a JVM of its own (~1 s): one per core at a time.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        futures = {name: pool.submit(make) for name, make in makers.items()}
+        return {name: future.result() for name, future in futures.items()}
 
 
 @pytest.fixture(scope="session")

@@ -487,6 +487,7 @@ def test_from_imports_resolve_submodules_and_names(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_dag_files_importing_the_operator_sensor_or_hook_do_not_load_the_signing_stack() -> None:
     """DAG parsing pays for what a DAG file imports: PyJWT, cryptography's keys, aiohttp wait until a task runs.
 

@@ -6,8 +6,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from airflow_jwt_provider.connection._signer_group import allowed_keys
 from airflow_jwt_provider.get_provider_info import conn_fields, get_provider_info
+
+pytestmark = pytest.mark.slow
 
 
 def airflow_cli(*args: str) -> str:

@@ -27,6 +27,8 @@ import requests
 from airflow_jwt_provider.hooks.jwt_bearer import JwtBearerHook
 from tests.conftest import CLIENT_ID, connection_extra, register
 
+pytestmark = [pytest.mark.slow, pytest.mark.timing]
+
 MINTS = 5000
 TOKENS = 2000
 WINDOW = 100

@@ -28,6 +28,8 @@ from devserver.server import LocalAuthorizationServer
 from tests.conftest import CLIENT_ID, KEY_PASSWORD, STORE_PASSWORD, connection_extra, kms_extra, pkcs11_extra
 from tests.e2e.conftest import JWT_PATTERN
 
+pytestmark = pytest.mark.slow
+
 PASSWORD_ENV = {"TEST_KEYSTORE_PASSWORD": STORE_PASSWORD}
 
 

@@ -29,6 +29,8 @@ from airflow_jwt_provider.hooks.jwt_bearer import JwtBearerHook
 from devserver import keystores as ks
 from tests.conftest import CLIENT_ID, REPO_ROOT
 
+pytestmark = pytest.mark.slow
+
 STORE_PASSWORD = "cAnArY-store-pass-91f2"
 KEY_PASSWORD = "cAnArY-key-pass-4c7d"
 CLIENT_SECRET = "cAnArY-client-secret-8e3b"

@@ -5,6 +5,10 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import pytest
+
+pytestmark = pytest.mark.slow
+
 ALL_TASKS = {
     "whoami",
     "list_items",

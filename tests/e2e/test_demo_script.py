@@ -11,7 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO_ROOT
+
+pytestmark = pytest.mark.slow
 
 DEMO = REPO_ROOT / "scripts" / "demo"
 DEMO_PY = REPO_ROOT / "scripts" / "demo.py"

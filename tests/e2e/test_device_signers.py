@@ -14,6 +14,8 @@ from airflow_jwt_provider.signing.signers._device_cache import SIGNER_CACHE
 from devserver.hsm import SoftHsm
 from tests.conftest import CLIENT_ID, kms_extra, pkcs11_extra
 
+pytestmark = pytest.mark.slow
+
 TASKS = {"whoami_sync": "device-sync", "whoami_deferred": "device-deferred"}
 
 

@@ -8,6 +8,8 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
+pytestmark = pytest.mark.slow
+
 PRESET_DAGS = {
     "jwt_bearer_box": ("box_jwt", "folders/0/items"),
     "jwt_bearer_salesforce": ("salesforce_jwt", "/services/data/v62.0/query"),

@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
 MODES = ["sync", "deferred"]
 ALL_IDS = list(range(1, 24))
 

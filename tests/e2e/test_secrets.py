@@ -15,6 +15,8 @@ from airflow_jwt_provider.hooks.jwt_bearer import JwtBearerHook
 from tests.conftest import CLIENT_SECRET, STORE_PASSWORD
 from tests.e2e.conftest import dump
 
+pytestmark = pytest.mark.slow
+
 SECRET_HEADER_WORDS = ("password", "secret", "key", "assertion", "auth_url", "subject")
 
 

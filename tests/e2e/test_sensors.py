@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+pytestmark = pytest.mark.slow
+
 
 def test_sensor_waits_in_reschedule_and_deferrable_modes(run_dag: Any, jwt_connection: Any, auth_server: Any) -> None:
     jwt_connection()

@@ -21,6 +21,8 @@ import pytest
 
 from tests.conftest import CLIENT_ID, CLIENT_SECRET, STORE_PASSWORD
 
+pytestmark = pytest.mark.slow
+
 
 def test_stock_http_operator_sync_mode_uses_the_jwt_bearer_hook(
     run_dag: Any, jwt_connection: Any, auth_server: Any

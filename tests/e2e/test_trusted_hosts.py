@@ -15,6 +15,8 @@ from airflow_jwt_provider.hooks.jwt_bearer import JwtBearerHook
 from airflow_jwt_provider.hooks.jwt_bearer_async import JwtBearerAsyncHook
 from tests.dags.jwt_e2e_trusted_hosts import ELSEWHERE
 
+pytestmark = pytest.mark.slow
+
 TASKS = [f"{kind}_{mode}" for mode in ("sync", "deferred") for kind in ("absolute", "paginate_away", "sensor")]
 
 

@@ -326,6 +326,7 @@ class LoopWatch:
         return f"the loop stalled for {worst:.3f} s; its thread was in:\n" + "\n---\n".join(self.stalls)
 
 
+@pytest.mark.timing
 async def test_key_loading_and_token_fetch_never_block_the_loop(
     conn_for: Callable[..., str], auth_server: LocalAuthorizationServer
 ) -> None:

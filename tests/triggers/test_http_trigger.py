@@ -159,6 +159,7 @@ async def test_5xx_retries_depend_on_the_method(
     assert statuses(auth_server, f"/api/{endpoint}") == expected
 
 
+@pytest.mark.timing
 async def test_retry_after_beyond_max_wait_returns_at_once(conn_id: str, auth_server: Any) -> None:
     auth_server.fail_next("whoami", 429, retry_after=3600)
     started = time.monotonic()
@@ -239,6 +240,7 @@ async def test_poll_waits_through_waiting_statuses_and_stops_on_a_refusal(conn_i
 # -------------------------------------------------------------------------- the event loop
 
 
+@pytest.mark.timing
 async def test_token_fetch_does_not_block_the_event_loop(conn_id: str, auth_server: Any) -> None:
     """The token endpoint answers 503 + Retry-After: 1 first: the token client sleeps a second.
 

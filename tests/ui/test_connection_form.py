@@ -44,6 +44,8 @@ from devserver.keystores import Keystore
 from devserver.server import LocalAuthorizationServer
 from tests.conftest import CLIENT_ID, STORE_PASSWORD, connection_extra, register
 
+pytestmark = pytest.mark.browser
+
 CONN_FIELDS = conn_fields()
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

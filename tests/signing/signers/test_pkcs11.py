@@ -19,9 +19,9 @@ from airflow_jwt_provider.exceptions import JwtBearerConfigError, KeystoreError
 from airflow_jwt_provider.signing.signers.base import Signer
 from airflow_jwt_provider.signing.signers.pkcs11.signer import INSTALL_HINT, Pkcs11Signer
 from devserver.hsm import SoftHsm
-from tests.signers.jws_checks import assert_signs_valid_jws, sign_compact, verify_with_pyjwt
+from tests.signing.signers.jws_checks import assert_signs_valid_jws, sign_compact, verify_with_pyjwt
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def make_signer(softhsm: SoftHsm, **kwargs: Any) -> Pkcs11Signer:
@@ -324,7 +324,7 @@ def test_forked_child_opens_its_own_session(softhsm: SoftHsm) -> None:
     child.join(timeout=30)
     assert status == "ok", value
     public_key_pem = softhsm.key("rsa-signing").public_key_pem
-    from tests.signers.jws_checks import b64url
+    from tests.signing.signers.jws_checks import b64url
 
     verify_with_pyjwt(data.decode() + "." + b64url(value), public_key_pem, "RS256")
     # RSASSA-PKCS1-v1_5 is deterministic: the child's device signature equals the parent's.
@@ -337,7 +337,7 @@ _RESTRICTED_TOKEN_SCRIPT = textwrap.dedent(
     import json, sys
     from airflow_jwt_provider.exceptions import JwtBearerConfigError
     from airflow_jwt_provider.signing.signers.pkcs11.signer import Pkcs11Signer
-    from tests.signers.jws_checks import sign_compact
+    from tests.signing.signers.jws_checks import sign_compact
 
     module, token, pin = sys.argv[1:4]
     out = {}

@@ -25,6 +25,8 @@ from devserver import keystores as ks
 from devserver.server import LocalAuthorizationServer
 from tests.conftest import CLIENT_ID, REDIS_CONN_ID, REPO_ROOT, connection_extra, register
 
+pytestmark = pytest.mark.slow
+
 PROCESSES = 16
 TOKEN_PATH = "/oauth2/token"
 

@@ -19,7 +19,7 @@ from airflow_jwt_provider.signing.signers.aws_kms.signer import INSTALL_HINT, Aw
 from airflow_jwt_provider.signing.signers.base import Signer
 from devserver.certificates import TestCa
 from devserver.kms import ACCESS_KEY_ID, SECRET_ACCESS_KEY, KmsEmulator, create_signing_key
-from tests.signers.jws_checks import assert_signs_valid_jws, sign_compact, verify_with_pyjwt
+from tests.signing.signers.jws_checks import assert_signs_valid_jws, sign_compact, verify_with_pyjwt
 
 SECRET_CANARY = "kms-secret-canary-Zq8x"
 

@@ -6,7 +6,7 @@ import pytest
 
 from airflow_jwt_provider.connection.trusted_hosts import HostPattern, TrustedHosts, parse_trusted_hosts
 from airflow_jwt_provider.exceptions import JwtBearerConfigError
-from tests.test_settings import BASE_EXTRA, error_of, parse
+from tests.connection.test_settings import BASE_EXTRA, error_of, parse
 
 
 def trusted(*entries: str, base_url: str | None = "https://api.example.com/v2") -> TrustedHosts:

@@ -8,7 +8,7 @@ from airflow_jwt_provider.exceptions import JwtBearerConfigError
 from airflow_jwt_provider.http.polling import PollOutcome, PollSpec, callable_path, import_callable, json_contains
 from airflow_jwt_provider.http.wire import response_from_wire
 from tests.e2e.checks import job_is_done
-from tests.test_wire import wire
+from tests.http.test_wire import wire
 
 
 def test_json_contains_and_poll_outcome() -> None:

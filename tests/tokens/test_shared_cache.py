@@ -102,6 +102,7 @@ def test_processes_sharing_a_store_share_one_token(
     assert len(auth_server.token_requests) == 1
 
 
+@pytest.mark.timing
 def test_a_token_in_memory_never_touches_the_store(
     make: Make, auth_server: LocalAuthorizationServer, redis_connection: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -243,6 +244,7 @@ def own_redis(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Redis
     server.stop()
 
 
+@pytest.mark.timing
 def test_a_redis_stopped_mid_run_degrades_to_fetching(
     own_redis: RedisServer, make: Make, auth_server: LocalAuthorizationServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -261,6 +263,7 @@ def test_a_redis_stopped_mid_run_degrades_to_fetching(
     assert f"{BYPASS_SECONDS:.0f} s" in warned[0]
 
 
+@pytest.mark.timing
 def test_a_hanging_redis_costs_one_io_timeout(
     make: Make,
     auth_server: LocalAuthorizationServer,

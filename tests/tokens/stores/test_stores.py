@@ -103,6 +103,7 @@ time.sleep(600)
 """
 
 
+@pytest.mark.timing
 @pytest.mark.parametrize("kind", ["redis", "file"])
 def test_a_lock_held_by_a_killed_process_frees_itself(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path
@@ -236,6 +237,7 @@ def test_the_redis_store_is_opened_once_per_process(redis_connection: RedisServe
     assert REDIS_CONN_ID in open_token_store(settings).description
 
 
+@pytest.mark.timing
 def test_redis_calls_are_bounded_by_the_io_timeout(redis_connection: RedisServer) -> None:
     store = open_token_store(TokenCacheSettings(kind="redis", conn_id=REDIS_CONN_ID, io_timeout=0.2))
     store.put(NAME, b"JWTB entry", ttl=30)  # connected
