@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -32,11 +33,13 @@ KEY_VARIABLE = "JWT_EXAMPLE_PLUGIN_KEY"
 
 @pytest.fixture(scope="module")
 def plugin_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The plugin, built and installed into a folder of its own (``uv pip install --target``)."""
+    """The plugin, built (from a copy: a build leaves files behind) and installed into a folder of its own."""
+    source = tmp_path_factory.mktemp("plugin-source") / PLUGIN_SOURCE.name
+    shutil.copytree(PLUGIN_SOURCE, source)
     target = tmp_path_factory.mktemp("plugin-site")
     uv = Path(sys.executable).with_name("uv")
     subprocess.run(
-        [str(uv), "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(PLUGIN_SOURCE)],
+        [str(uv), "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(source)],
         check=True,
         capture_output=True,
         timeout=300,
