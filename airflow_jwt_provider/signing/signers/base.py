@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
 from airflow_jwt_provider.common.registry import RegistrationError
 from airflow_jwt_provider.connection.settings import JwtBearerSettings
@@ -128,6 +128,36 @@ class BuiltKey:
         kid = f"kid {self.key_id!r}" if self.key_id else "no kid"
         public_key = describe_public_key(self.signer.public_key)
         return f"{name} ({kid}, {public_key}, {self.signer.algorithm}, SHA-256 {self.fingerprint[:16]}…)"
+
+
+class DeviceSignerSettings:
+    """What the settings of a signer whose key stays in a device share (mixed into their dataclasses).
+
+    A device holds no certificate, or one the connection may override with ``certificate_file``;
+    errors about the key name that file when it is set, else ``key_alias``. A device never names
+    a token endpoint.
+    """
+
+    certificate_file: str | None
+
+    @property
+    def key_field(self) -> str:
+        return "certificate_file" if self.certificate_file else "key_alias"
+
+    @property
+    def names_token_endpoint(self) -> bool:
+        return False
+
+
+S = TypeVar("S")
+
+
+def own_settings(settings: JwtBearerSettings, kind: type[S]) -> S:
+    """``settings.signer`` as the settings type ``kind`` a signer type builds from (anything else is a bug)."""
+    signer = settings.signer
+    if not isinstance(signer, kind):
+        raise TypeError(f"a {kind.__name__} was expected, got settings of signer {signer.signer!r}")
+    return signer
 
 
 @runtime_checkable

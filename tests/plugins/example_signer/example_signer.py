@@ -25,7 +25,7 @@ from airflow_jwt_provider.connection.settings import JwtBearerSettings
 from airflow_jwt_provider.connection.signer_settings import KeySelection
 from airflow_jwt_provider.exceptions import KeystoreError
 from airflow_jwt_provider.signing.jws import SigningPublicKey, choose_algorithm, ecdsa_der_to_jws, hash_for
-from airflow_jwt_provider.signing.signers.base import BuiltKey
+from airflow_jwt_provider.signing.signers.base import BuiltKey, own_settings
 
 
 @dataclass(frozen=True)
@@ -111,9 +111,7 @@ class EnvKeySignerType:
         return EnvKeySettings(variable.strip())
 
     def build(self, settings: JwtBearerSettings, name: str | None) -> BuiltKey:
-        options = settings.signer
-        if not isinstance(options, EnvKeySettings):
-            raise TypeError(f"signer env_key was given settings of signer {options.signer!r}")
+        options = own_settings(settings, EnvKeySettings)
         pem = os.environ.get(options.variable)
         if not pem:
             raise KeystoreError(

@@ -16,7 +16,7 @@ from airflow_jwt_provider.connection.fields import BUILTIN_SIGNER_FIELDS
 from airflow_jwt_provider.connection.settings import JwtBearerSettings
 from airflow_jwt_provider.connection.signer_settings import KeySelection
 from airflow_jwt_provider.signing.signers._device_cache import cached_signer
-from airflow_jwt_provider.signing.signers.base import BuiltKey
+from airflow_jwt_provider.signing.signers.base import BuiltKey, DeviceSignerSettings, own_settings
 
 DEFAULT_AWS_CONN_ID = "aws_default"
 #: Error messages of the signer name the connection's settings, not its constructor's arguments.
@@ -24,7 +24,7 @@ FIELD_NAMES: Mapping[str, str] = {"kms_key_id": "key_alias", "aws_conn_id": "aws
 
 
 @dataclass(frozen=True)
-class AwsKmsSignerSettings:
+class AwsKmsSignerSettings(DeviceSignerSettings):
     """Which AWS connection reaches KMS, and the certificate of the key (KMS holds none)."""
 
     aws_conn_id: str = DEFAULT_AWS_CONN_ID
@@ -33,14 +33,6 @@ class AwsKmsSignerSettings:
     @property
     def signer(self) -> str:
         return AWS_KMS.name
-
-    @property
-    def key_field(self) -> str:
-        return "certificate_file" if self.certificate_file else "key_alias"
-
-    @property
-    def names_token_endpoint(self) -> bool:
-        return False
 
     def describe(self) -> str:
         return f"signer aws_kms, aws connection {self.aws_conn_id!r}"
@@ -67,9 +59,7 @@ class AwsKmsSignerType:
         )
 
     def build(self, settings: JwtBearerSettings, name: str | None) -> BuiltKey:
-        kms = settings.signer
-        if not isinstance(kms, AwsKmsSignerSettings):
-            raise TypeError(f"the aws_kms signer was given settings of signer {kms.signer!r}")
+        kms = own_settings(settings, AwsKmsSignerSettings)
         from airflow_jwt_provider.signing.signers.aws_kms.signer import AwsKmsSigner
 
         def build_signer() -> AwsKmsSigner:

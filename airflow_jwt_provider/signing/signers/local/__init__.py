@@ -21,7 +21,7 @@ from airflow_jwt_provider.connection.settings import JwtBearerSettings
 from airflow_jwt_provider.connection.signer_settings import KeySelection
 from airflow_jwt_provider.exceptions import JwtBearerConfigError
 from airflow_jwt_provider.signing.key_files.source import KeyRequest, KeySource
-from airflow_jwt_provider.signing.signers.base import BuiltKey
+from airflow_jwt_provider.signing.signers.base import BuiltKey, own_settings
 
 
 @dataclass(frozen=True)
@@ -78,9 +78,7 @@ class LocalSignerType:
         from airflow_jwt_provider.signing.key_files.loader import load_signing_key
         from airflow_jwt_provider.signing.signers.local.signer import LocalKeySigner
 
-        local = settings.signer
-        if not isinstance(local, LocalSignerSettings):
-            raise TypeError(f"the local signer was given settings of signer {local.signer!r}")
+        local = own_settings(settings, LocalSignerSettings)
         key = load_signing_key(local.key_request(name))
         if key.alias is None and len(settings.key_aliases) > 1:
             raise JwtBearerConfigError(

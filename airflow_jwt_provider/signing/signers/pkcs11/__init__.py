@@ -20,7 +20,7 @@ from airflow_jwt_provider.connection.fields import BUILTIN_SIGNER_FIELDS
 from airflow_jwt_provider.connection.settings import JwtBearerSettings
 from airflow_jwt_provider.connection.signer_settings import KeySelection
 from airflow_jwt_provider.signing.signers._device_cache import cached_signer, keyed
-from airflow_jwt_provider.signing.signers.base import BuiltKey
+from airflow_jwt_provider.signing.signers.base import BuiltKey, DeviceSignerSettings, own_settings
 
 #: Error messages of the signer name the connection's settings, not its constructor's arguments.
 FIELD_NAMES: Mapping[str, str] = {
@@ -33,7 +33,7 @@ FIELD_NAMES: Mapping[str, str] = {
 
 
 @dataclass(frozen=True)
-class Pkcs11SignerSettings:
+class Pkcs11SignerSettings(DeviceSignerSettings):
     """Which device, which token, which key; the PIN is never shown in ``repr``."""
 
     module: str
@@ -45,14 +45,6 @@ class Pkcs11SignerSettings:
     @property
     def signer(self) -> str:
         return PKCS11.name
-
-    @property
-    def key_field(self) -> str:
-        return "certificate_file" if self.certificate_file else "key_alias"
-
-    @property
-    def names_token_endpoint(self) -> bool:
-        return False
 
     def describe(self) -> str:
         return f"signer pkcs11, module {self.module!r}, token {self.token_label!r}"
@@ -97,9 +89,7 @@ class Pkcs11SignerType:
         return Pkcs11SignerSettings(module, token_label, pin, key_object_id, extras.text("certificate_file"))
 
     def build(self, settings: JwtBearerSettings, name: str | None) -> BuiltKey:
-        device = settings.signer
-        if not isinstance(device, Pkcs11SignerSettings):
-            raise TypeError(f"the pkcs11 signer was given settings of signer {device.signer!r}")
+        device = own_settings(settings, Pkcs11SignerSettings)
 
         def build_signer() -> Pkcs11Signer:
             return Pkcs11Signer(
