@@ -14,7 +14,8 @@ Celery broker's own Redis. Needs the ``[redis]`` extra (``pip install 'airflow-j
   401 are one Lua script (``GET`` and compare, then ``DEL``), so a holder whose lock expired never
   frees the next holder's lock, and a 401 never drops a token another worker just stored.
 * **Timeouts.** Every call is bounded by ``[jwt_bearer] token_cache_io_timeout`` (connect and
-  read), so a Redis that hangs costs a task that much, not a stuck task.
+  read) and made once (redis-py's own retries are turned off: :func:`bounded_connection_kwargs`), so
+  a Redis that hangs costs a task that much, not a stuck task.
 
 A Redis Cluster connection (``cluster: true``) is refused with a clear error for now.
 """
@@ -53,6 +54,27 @@ def _redis_hook_class(conn_id: str) -> Any:
             field="token_cache",
         ) from None
     return RedisHook
+
+
+def bounded_connection_kwargs(io_timeout: float) -> dict[str, Any]:
+    """Connection settings under which one store call costs at most about ``io_timeout``, whatever redis-py's defaults.
+
+    redis-py 6 and later retry a command that timed out or lost its connection (three times, with a
+    backoff of up to ten seconds) unless told otherwise, and ``retry_on_timeout=False`` no longer
+    turns that off: a hanging Redis would hold a task for many seconds. The shared cache has its own
+    rule for a failing store (fetch directly, leave the store alone for a while), so the client
+    makes exactly one attempt: no retry object with retries, no error worth retrying.
+    """
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return {
+        "socket_timeout": io_timeout,
+        "socket_connect_timeout": io_timeout,
+        "retry_on_timeout": False,
+        "retry_on_error": [],
+        "retry": Retry(NoBackoff(), 0),
+    }
 
 
 class RedisLock:
@@ -114,9 +136,7 @@ class RedisTokenStore:
                 field="token_cache_conn_id",
             )
         client = hook.get_conn()  # connects lazily: nothing is sent yet
-        client.connection_pool.connection_kwargs.update(
-            socket_timeout=io_timeout, socket_connect_timeout=io_timeout, retry_on_timeout=False
-        )
+        client.connection_pool.connection_kwargs.update(bounded_connection_kwargs(io_timeout))
         db = conn.extra_dejson.get("db") or 0
         return cls(client, f"redis connection {conn_id!r} ({conn.host}:{conn.port or 6379}/{db})")
 

@@ -251,6 +251,66 @@ def test_redis_calls_are_bounded_by_the_io_timeout(redis_connection: RedisServer
         redis_connection.resume()
 
 
+class SilentRedis:
+    """A TCP server on loopback that accepts connections, reads what it is sent and never answers.
+
+    What a Redis frozen by a full disk, a stopped process or a dead network path looks like to a
+    client: connecting works (the kernel accepts), every read times out. It counts the connections
+    a client makes, which is how many attempts one call cost.
+    """
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.connections = 0
+        self._open: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self._open.append(connection)  # kept open and never answered
+
+    def close(self) -> None:
+        self._listener.close()
+        for connection in self._open:
+            connection.close()
+
+
+def test_a_store_call_is_one_attempt_whatever_redis_py_retries_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """redis-py 6+ retries timed-out commands three times with a backoff unless told not to: one attempt here.
+
+    Counted, not timed: a frozen Redis sees one connection per store call, with any redis-py release.
+    """
+    import redis
+
+    silent = SilentRedis()
+    monkeypatch.setenv("AIRFLOW_CONN_SILENT_REDIS", f"redis://127.0.0.1:{silent.port}/0")
+    try:
+        store = RedisTokenStore.from_connection("silent_redis", io_timeout=0.2)
+        for call in (
+            lambda: store.get(NAME),
+            lambda: store.put(NAME, b"JWTB x", ttl=5),
+            lambda: store.try_lock(NAME, 5),
+        ):
+            before = silent.connections
+            with pytest.raises((redis.exceptions.TimeoutError, redis.exceptions.ConnectionError)):
+                call()
+            assert silent.connections - before == 1, (
+                f"redis-py {redis.__version__} made {silent.connections - before} attempts"
+            )
+    finally:
+        silent.close()
+
+
 def test_the_redis_connection_must_exist_and_be_of_type_redis(
     redis_connection: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
