@@ -128,9 +128,11 @@ def _preset_step(conn: ConnectionLike, settings: JwtBearerSettings) -> Step:
     if preset is None:
         return Step("preset rules", Status.SKIP, ["no preset"])
     try:
-        parse_connection(conn)  # the same parse, with the preset's rules
+        checked = parse_connection(conn)  # the same parse, with the preset's rules
     except JwtBearerError as exc:
         return Step("preset rules", Status.FAIL, [str(exc)])
+    if checked.preset_warnings:
+        return Step("preset rules", Status.WARN, list(checked.preset_warnings))
     return Step("preset rules", Status.OK, [f"{preset.name} ({preset.title}): every rule is met; see {preset.doc_url}"])
 
 

@@ -9,6 +9,7 @@ extras, and its rules are checked on the finished settings.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 from collections.abc import Mapping
@@ -108,7 +109,11 @@ class _Parser:
                 "unless the issuer extra says otherwise)",
             )
         if preset is not None and check_preset:
-            preset.check(settings, self.error)
+            warnings = preset.check(settings, self.error)
+            if warnings:
+                settings = dataclasses.replace(
+                    settings, preset_warnings=tuple(f"Connection {self.conn.conn_id!r}: {w}" for w in warnings)
+                )
         return settings
 
     # -- groups read here ---------------------------------------------------------------------

@@ -125,6 +125,8 @@ class JwtBearerSettings:
     token_cache: TokenCacheSettings = field(default_factory=TokenCacheSettings)
     #: The key material names the token endpoint and the issuer (a Google service-account key).
     key_names_endpoint: bool = False
+    #: What the preset's rules that only warn found (logged when credentials are built, shown by ``check``).
+    preset_warnings: tuple[str, ...] = ()
 
     def trusted(self, base_url: str | None) -> TrustedHosts:
         """Where this connection's token may go, given the effective API base (Host or ``instance_url``)."""

@@ -300,6 +300,9 @@ class JwtBearerHook(BaseHook):
         message = f"Token obtained from {credentials.token_url} with {key}: {token.token_type}, {lifetime}{scope}."
         if choice and choice.passed_over:
             message += " Passed over " + "; ".join(c.describe() for c in choice.passed_over) + "."
-        if choice and choice.warning:
-            message += f" Warning: {choice.warning}."
+        for warning in (
+            *credentials.settings.preset_warnings,
+            *([choice.warning] if choice and choice.warning else []),
+        ):
+            message += f" Warning: {warning}."
         return True, message

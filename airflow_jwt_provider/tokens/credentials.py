@@ -128,10 +128,11 @@ class JwtBearerCredentials:
         costs a digest of the key material (or of the device settings).
         """
         choice = choose_key(settings)
-        if choice.warning:
-            log.warning("%s", choice.warning)
-        log.info("Connection %r: %s", settings.conn_id, choice.describe())
         key = choice.key
+        _check_key_against_preset(settings, key.signer)
+        for warning in (*settings.preset_warnings, *([choice.warning] if choice.warning else [])):
+            log.warning("%s", warning)
+        log.info("Connection %r: %s", settings.conn_id, choice.describe())
         credentials = cls(
             settings,
             key.signer,
@@ -334,6 +335,16 @@ class _SharedStoreLookup:
 
     def __call__(self) -> AccessToken:
         return self.shared.obtain(self.key, self.request, force=self.force)
+
+
+def _check_key_against_preset(settings: JwtBearerSettings, signer: Signer) -> None:
+    """Refuse, before any request, a key whose algorithm the preset's vendor does not accept."""
+    if settings.preset is None:
+        return
+    refused = settings.preset.key_problem(signer.algorithm, describe_public_key(signer.public_key))
+    if refused is not None:
+        field, problem = refused
+        raise JwtBearerConfigError(f"Connection {settings.conn_id!r}: {field}: {problem}.", field=field)
 
 
 def _digest(value: str | None) -> str | None:

@@ -289,7 +289,7 @@ def test_check_finds_preset_rules_a_clock_offset_and_a_refused_token(
     result = jwt_bearer_cli("check", "--conn-id", "cli_sf", "--subject", "bob")
     assert result.returncode == 1, result.output
     out = result.stdout
-    assert "[FAIL] preset rules: Connection 'cli_sf': subject is required with preset 'salesforce'" in out
+    assert "[FAIL] preset rules: Connection 'cli_sf': subject is required: set it to the Salesforce username" in out
     assert "[ OK ] key: signing with key 'signing'" in out
     assert '  sub: "bob"' in out
     assert f'  aud: "{auth_server.url}"' in out

@@ -39,13 +39,14 @@ def test_box(auth_server, keystores, set_connection: ConnFactory) -> None:
     assert record["assertion_claims"]["box_sub_type"] == "enterprise"
     assert record["assertion_claims"]["aud"] == auth_server.token_url
     assert record["assertion_claims"]["exp"] - record["assertion_claims"]["iat"] <= 60
+    assert 16 <= len(record["assertion_claims"]["jti"]) <= 128  # box.jti: met by every assertion
     assert auth_server.token_info(token.access_token).sub == "12345"  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
     ("extra", "password", "field", "message"),
     [
-        ({"subject": "1"}, CLIENT_SECRET, "claims.box_sub_type", "is required with preset 'box'"),
+        ({"subject": "1"}, CLIENT_SECRET, "claims.box_sub_type", "is required: add it to the claims object"),
         (
             {"subject": "1", "claims": {"box_sub_type": "admin"}},
             CLIENT_SECRET,
@@ -63,7 +64,7 @@ def test_box(auth_server, keystores, set_connection: ConnFactory) -> None:
             {"subject": "1", "claims": {"box_sub_type": "user"}, "client_auth": "none"},
             None,
             "password",
-            "required with",
+            "client secret",
         ),
     ],
 )
@@ -100,7 +101,7 @@ def test_salesforce_audience_is_the_login_host_and_instance_url_is_used(auth_ser
 def test_salesforce_lifetime_cap(auth_server, keystores, set_connection) -> None:
     extra = connection_extra(keystores["default"], auth_server, preset="salesforce", lifetime=600)
     set_connection("sf", login=CLIENT_ID, extra=extra)
-    with pytest.raises(JwtBearerConfigError, match="is 600 s but Salesforce accepts at most 180 s"):
+    with pytest.raises(JwtBearerConfigError, match="is 600 s but the vendor accepts at most 180 s"):
         JwtBearerHook("sf").settings  # noqa: B018
 
 
@@ -148,11 +149,13 @@ def test_docusign_audience_is_the_host_without_scheme(auth_server, keystores, se
 def test_docusign_requires_scope(auth_server, keystores, set_connection) -> None:
     extra = connection_extra(keystores["default"], auth_server, preset="docusign", subject="u")
     set_connection("ds", login=CLIENT_ID, extra=extra)
-    with pytest.raises(JwtBearerConfigError, match="scope is required with preset 'docusign'"):
+    with pytest.raises(JwtBearerConfigError, match='scope is required: set it to "signature impersonation"'):
         JwtBearerHook("ds").get_token()
 
 
-def test_servicenow_audience_is_the_client_id_and_kid_is_required(auth_server, keystores, set_connection) -> None:
+def test_servicenow_audience_is_the_client_id_and_a_missing_kid_is_a_warning(
+    auth_server, keystores, set_connection, caplog: pytest.LogCaptureFixture
+) -> None:
     store = keystores["default"]
     register(auth_server, store, client_secret=CLIENT_SECRET, extra_audiences=[CLIENT_ID])
     extra = connection_extra(store, auth_server, preset="servicenow", subject="svc.user@example.com", key_id="snkey")
@@ -162,10 +165,12 @@ def test_servicenow_audience_is_the_client_id_and_kid_is_required(auth_server, k
     assert record["assertion_claims"]["aud"] == CLIENT_ID
     assert record["assertion_header"]["kid"] == "snkey"
     assert record["client_auth"] == "client_secret_post"
-    extra.pop("key_id")
+    extra.pop("key_id")  # no ServiceNow page says the kid is mandatory: the token comes, with a warning
     set_connection("sn", login=CLIENT_ID, password=CLIENT_SECRET, extra=extra)
-    with pytest.raises(JwtBearerConfigError, match="key_id is required with preset 'servicenow'"):
-        JwtBearerHook("sn").get_token()
+    JwtBearerHook("sn").get_token(force_refresh=True)
+    assert "kid" not in last_success(auth_server)["assertion_header"]
+    assert "Connection 'sn': key_id is required: set it to the Kid of the JWT verifier map" in caplog.text
+    assert "no ServiceNow page states this; a warning, not a refusal" in caplog.text
 
 
 def test_servicenow_token_url_from_the_instance_host(set_connection) -> None:
@@ -189,11 +194,17 @@ def test_entra_client_credentials_with_certificate(auth_server, keystores, set_c
     assert record["grant_type"] == "client_credentials"
     assert record["client_auth"] == "private_key_jwt"
     header, claims = record["client_assertion_header"], record["client_assertion_claims"]
+    assert header["alg"] == "PS256"  # what Microsoft's current page asks for
     assert header["x5t#S256"] == store.certificate_thumbprint("sha256")
     assert header["x5t"] == store.certificate_thumbprint("sha1")
     assert claims["iss"] == claims["sub"] == CLIENT_ID
     assert claims["aud"] == auth_server.token_url
+    assert "client_id" in record["form_fields"]  # "client_id: Required"
     assert token.scope == "https://graph.microsoft.com/.default"
+    # RS256, what the earlier page asked for, still works when the connection says so
+    set_connection("entra", login=CLIENT_ID, extra={**extra, "algorithm": "RS256"})
+    JwtBearerHook("entra").get_token(force_refresh=True)
+    assert last_success(auth_server)["client_assertion_header"]["alg"] == "RS256"
 
 
 def test_entra_on_behalf_of(auth_server, keystores, set_connection) -> None:
@@ -217,8 +228,20 @@ def test_entra_on_behalf_of(auth_server, keystores, set_connection) -> None:
 
 def test_entra_requires_scope(auth_server, keystores, set_connection) -> None:
     set_connection("entra", login=CLIENT_ID, extra=connection_extra(keystores["default"], auth_server, preset="entra"))
-    with pytest.raises(JwtBearerConfigError, match="scope is required with preset 'entra'"):
+    with pytest.raises(JwtBearerConfigError, match="scope is required: set it to"):
         JwtBearerHook("entra").get_token()
+
+
+def test_a_key_the_vendor_does_not_accept_is_refused_before_any_request(auth_server, keystores, set_connection) -> None:
+    """Box signs RS256/384/512 only: an EC key (ES256 by its curve) is refused when credentials are built."""
+    store = keystores["ec256"]
+    extra = connection_extra(store, auth_server, preset="box", subject="1", claims={"box_sub_type": "user"})
+    set_connection("box_ec", login=CLIENT_ID, password=CLIENT_SECRET, extra={**extra, "key_id": "k"})
+    with pytest.raises(JwtBearerConfigError, match="the key is EC-secp256r1, which signs ES256") as info:
+        JwtBearerHook("box_ec").get_token()
+    assert info.value.field == "algorithm"
+    assert "developer.box.com" in str(info.value)
+    assert auth_server.token_requests == []
 
 
 def test_every_preset_links_its_vendor_page() -> None:

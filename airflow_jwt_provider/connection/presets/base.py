@@ -1,0 +1,80 @@
+"""A vendor profile: what it fills in, how it derives ``aud``, and the rules it checks before any request."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_jwt_provider.connection.kinds import GrantType
+from airflow_jwt_provider.connection.presets.rules import Algorithms, CheckedSettings, Rule, Severity, Source
+
+#: Makes the error for (setting, problem): the parser's, which names the connection. (Typed as a plain
+#: exception: the provider info reads the presets while Airflow itself imports, so no Airflow here.)
+ErrorFactory = Callable[[str, str], Exception]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A vendor profile.
+
+    :param page: the vendor page the preset follows as a whole (each rule names its own).
+    :param defaults: extra keys filled in when the connection leaves them unset.
+    :param audience: derives ``aud`` from (token URL, client id) when the connection sets no
+        ``audience``; ``None`` means the token URL itself (RFC 7523).
+    :param auth_url_from_host: derives the token URL from the connection's host (ServiceNow
+        instances each have their own).
+    :param subject_claim: whether assertions carry ``sub`` (DocuSign's application tokens must not).
+    :param register: how the vendor learns the key, for the README's registration table.
+    """
+
+    name: str
+    title: str
+    page: Source
+    rules: tuple[Rule, ...] = ()
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    grant_type: GrantType = GrantType.JWT_BEARER
+    scope_in_assertion: bool = False
+    audience: Callable[[str, str | None], str] | None = None
+    audience_rule: str = "the token endpoint URL (RFC 7523)"
+    auth_url_from_host: Callable[[str], str] | None = None
+    subject_claim: bool = True
+    register: str = ""
+
+    @property
+    def doc_url(self) -> str:
+        return self.page.url
+
+    def check(self, settings: CheckedSettings, error: ErrorFactory) -> tuple[str, ...]:
+        """Raise, through ``error(field, problem)``, the first refusing rule ``settings`` breaks; the warnings.
+
+        Each message names the vendor and the page the rule comes from.
+        """
+        warnings = []
+        for rule in self.rules:
+            problem = rule.problem(settings)
+            if problem is None:
+                continue
+            text = f"{problem} ({self._where(rule)})"
+            if rule.severity is Severity.REFUSE:
+                raise error(rule.field, text)
+            warnings.append(f"{rule.field} {text}")
+        return tuple(warnings)
+
+    def key_problem(self, algorithm: str, key: str) -> tuple[str, str] | None:
+        """``(field, problem)`` when the built key signs with an algorithm the vendor refuses, else ``None``."""
+        for rule in self.rules:
+            if isinstance(rule, Algorithms) and rule.severity is Severity.REFUSE:
+                problem = rule.key_problem(algorithm, key)
+                if problem is not None:
+                    return rule.field, f"{problem} ({self._where(rule)})"
+        return None
+
+    def audience_for(self, token_url: str, client_id: str | None) -> str:
+        return self.audience(token_url, client_id) if self.audience else token_url
+
+    def _where(self, rule: Rule) -> str:
+        source = rule.source
+        if source is None:
+            return f"preset {self.name!r}: no {self.title} page states this; a warning, not a refusal"
+        return f"preset {self.name!r}: {source.title}, {source.url}"
