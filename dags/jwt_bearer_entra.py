@@ -9,8 +9,8 @@ certificate uploaded under "Certificates & secrets":
 * Extra: ``{"preset": "entra", "auth_url": "https://login.microsoftonline.com/<tenant id>/oauth2/v2.0/token",
   "key_file": "/path/to/entra.p12", "keystore_password": "...", "scope": "https://graph.microsoft.com/.default"}``
 
-The preset sends the JWT as a client assertion (``client_credentials`` with ``private_key_jwt``)
-and adds the certificate thumbprint headers Entra requires.
+The preset sends the JWT as a client assertion (``client_credentials`` with ``private_key_jwt``),
+signed PS256 with the ``x5t#S256`` certificate thumbprint header, as Microsoft's current page asks.
 """
 
 from __future__ import annotations

@@ -1,14 +1,17 @@
 """Salesforce: run a SOQL query as the integration user (OAuth 2.0 JWT bearer flow).
 
-Connection ``salesforce_jwt`` (type ``jwt_bearer``), from a Connected App with "Use digital
-signatures" (its certificate is the keystore's) and the user pre-authorized:
+Connection ``salesforce_jwt`` (type ``jwt_bearer``), from an external client app (or a connected
+app made before Spring '26) with "Use digital signatures" (its certificate is the keystore's) and
+the user pre-authorized:
 
 * Host: leave empty: the API base is the ``instance_url`` returned with the token
   (or set it to ``https://<my-domain>.my.salesforce.com``)
-* Login: the Connected App's consumer key
+* Login: the app's consumer key
 * Extra: ``{"preset": "salesforce", "key_file": "/path/to/salesforce.p12", "keystore_password": "...",
-  "subject": "integration.user@example.com"}``; for a sandbox add
-  ``"auth_url": "https://test.salesforce.com/services/oauth2/token"``.
+  "subject": "integration.user@example.com"}``; to request the token from your My Domain add
+  ``"auth_url": "https://<my-domain>.my.salesforce.com/services/oauth2/token"`` (``aud`` stays
+  ``https://login.salesforce.com``, as Salesforce documents); for a sandbox,
+  ``https://test.salesforce.com/services/oauth2/token`` or the sandbox's My Domain.
 
 Salesforce returns no ``expires_in``: the provider refreshes on the first 401.
 """

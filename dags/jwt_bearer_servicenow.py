@@ -1,13 +1,15 @@
 """ServiceNow: read active incidents with the Table API (OAuth JWT bearer grant).
 
-Connection ``servicenow_jwt`` (type ``jwt_bearer``), from an OAuth "JWT bearer" application
-registry entry with a JWT Verifier Map holding the keystore's certificate:
+Connection ``servicenow_jwt`` (type ``jwt_bearer``), from a JWT bearer grant (Zurich and later:
+Machine Identity Console → Inbound integrations; earlier: an OAuth application registry entry) with a
+JWT verifier map holding the keystore's certificate:
 
 * Host: ``https://<instance>.service-now.com`` (the token endpoint ``/oauth_token.do`` is
   derived from it)
 * Login: the application's client id; Password: its client secret
 * Extra: ``{"preset": "servicenow", "key_file": "/path/to/servicenow.jks", "keystore_password": "...",
-  "key_id": "<Key Id of the JWT Verifier Map>", "subject": "integration.user@example.com"}``
+  "key_id": "<Key Id of the JWT verifier map>", "subject": "integration.user@example.com"}``
+  (without ``key_id`` the assertion carries no ``kid`` and the task log warns)
 """
 
 from __future__ import annotations
