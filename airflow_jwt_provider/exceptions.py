@@ -34,6 +34,18 @@ class KeystoreError(JwtBearerError):
         self.field = field
 
 
+class AssertionSourceError(JwtBearerError):
+    """The platform's JWT cannot be had: a missing or unreadable token file, an expired token, an unreachable
+    metadata server, a refused ``GetWebIdentityToken``…
+
+    :param field: the setting that names the source (``assertion_file``, ``assertion_audience``…).
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class TokenEndpointError(JwtBearerError):
     """The token endpoint refused the request or answered something that is not a token.
 

@@ -37,8 +37,8 @@ def render() -> str:
             fills += "; `auth_url` from Host (`<instance>/oauth_token.do`)"
         if preset.scope_in_assertion:
             fills += "; the scope goes in the assertion"
-        if not preset.subject_claim:
-            fills += "; no `sub` in the assertion"
+        if not preset.subject_defaults_to_issuer:
+            fills += "; `sub` only when a subject is set"
         page = f"[{_cell(preset.page.title)}]({preset.page.url})"
         lines.append(f"| `{preset.name}` | {_cell(fills)} | {_cell(preset.audience_rule)} | {page} |")
     lines += ["", f"The rules each preset checks before any request (vendor pages read on {READ_ON}):", ""]

@@ -35,6 +35,7 @@ OWN_DISTRIBUTION = "airflow-jwt-provider"
 #: Entry-point groups, one per extension point.
 SIGNER_GROUP = "airflow_jwt_provider.signers"
 TOKEN_STORE_GROUP = "airflow_jwt_provider.token_stores"
+ASSERTION_SOURCE_GROUP = "airflow_jwt_provider.assertion_sources"
 
 T = TypeVar("T")
 

@@ -18,15 +18,23 @@ itself is being imported.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from airflow_jwt_provider.common.registry import SIGNER_GROUP, entry_point_names
-from airflow_jwt_provider.connection.kinds import ClientAuthMethod, KeystoreType, token_cache_kinds
+from airflow_jwt_provider.common.registry import ASSERTION_SOURCE_GROUP, SIGNER_GROUP, entry_point_names
+from airflow_jwt_provider.connection.kinds import (
+    ClientAssertionAudience,
+    ClientAuthMethod,
+    GrantType,
+    KeystoreType,
+    token_cache_kinds,
+)
 from airflow_jwt_provider.connection.presets import PRESETS
 
 #: The provider's own signers, in the order the form lists them (others follow alphabetically).
 BUILTIN_SIGNERS = ("local", "pkcs11", "aws_kms")
+#: The provider's own assertion sources, in menu order.
+BUILTIN_SOURCES = ("sign", "file", "github_actions", "aws_sts", "gcp_metadata", "callable")
 
 #: The JWS algorithms a connection may name (RFC 7518 §3; EdDSA per RFC 8037).
 SIGNING_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
@@ -60,6 +68,10 @@ class ExtraField:
     description: str
     schema: Mapping[str, Any] = field(default_factory=lambda: STRING)
     signer_scoped: bool = False
+    #: read only by the assertion sources that list its suffix (``assertion_file``: ``file``)
+    source_scoped: bool = False
+    #: read only with ``grant`` token_exchange
+    exchange_only: bool = False
 
     @property
     def secret(self) -> bool:
@@ -88,12 +100,131 @@ ENDPOINT_FIELDS = _fields(
     ),
     ExtraField("auth_url", "Token endpoint URL", "Where the JWT is exchanged for a token (also the default 'aud')."),
     ExtraField(
+        "auth_issuer",
+        "Authorization server issuer",
+        "Its issuer identifier (RFC 8414), e.g. https://login.example.com: the aud of client assertions "
+        "(draft-ietf-oauth-rfc7523bis). Without it, client assertions name the token endpoint.",
+    ),
+    ExtraField(
+        "grant",
+        "Grant",
+        "jwt_bearer (the JWT is the grant, RFC 7523 §2.1; default), client_credentials (the JWT is the client "
+        "assertion, §2.2), token_exchange (the JWT is the subject token, RFC 8693).",
+        choice(g.setting for g in GrantType),
+    ),
+    ExtraField(
+        "assertion_source",
+        "Assertion source",
+        "Where the JWT comes from: sign (minted with the key below; default), or a token the platform gives the "
+        "workload, so no key is needed: file, github_actions, aws_sts, gcp_metadata, callable.",
+        # The enum is filled from the registry when the provider info is built (form_fields).
+    ),
+    ExtraField(
         "signer",
         "Signer",
         "Where the private key lives: local (key file or inline key, the default), pkcs11 (an HSM or smart card), "
         "aws_kms (an AWS KMS key), or a signer another installed package registers. Settings of another signer "
         "are refused.",
         # The enum is filled from the registry when the provider info is built (form_fields).
+    ),
+)
+
+
+def _source_fields(prefix: str, what: str) -> dict[str, ExtraField]:
+    """The settings of an assertion source, under ``prefix`` (``assertion`` or ``actor_token``)."""
+    return _fields(
+        ExtraField(
+            f"{prefix}_file",
+            f"{what} file",
+            f"assertion source file: the file holding the {what.lower()} (e.g. /var/run/secrets/tokens/airflow, or "
+            "$AZURE_FEDERATED_TOKEN_FILE); read again when it changes.",
+            source_scoped=True,
+        ),
+        ExtraField(
+            f"{prefix}_audience",
+            f"{what} audience",
+            "The audience to ask the platform for (github_actions, aws_sts, gcp_metadata, callable), or that the "
+            "file's token must carry.",
+            source_scoped=True,
+        ),
+        ExtraField(
+            f"{prefix}_callable",
+            f"{what} callable",
+            "assertion source callable: the dotted path of a function(audience) returning a JWT.",
+            source_scoped=True,
+        ),
+        ExtraField(
+            f"{prefix}_aws_conn_id",
+            f"{what} AWS connection",
+            "assertion source aws_sts: the Airflow aws connection whose identity asks STS for the token; default "
+            "aws_default.",
+            source_scoped=True,
+        ),
+        ExtraField(
+            f"{prefix}_signing_algorithm",
+            f"{what} signing algorithm",
+            "assertion source aws_sts: RS256 (default) or ES384.",
+            choice(("RS256", "ES384")),
+            source_scoped=True,
+        ),
+        ExtraField(
+            f"{prefix}_options",
+            f"{what} options",
+            "JSON object of the settings of an assertion source another package registers.",
+            OBJECT,
+            source_scoped=True,
+        ),
+    )
+
+
+#: The settings of the assertion's source.
+ASSERTION_SOURCE_FIELDS = _source_fields("assertion", "Assertion")
+
+#: RFC 8693 token exchange (grant token_exchange only).
+TOKEN_EXCHANGE_FIELDS = _fields(
+    ExtraField(
+        "subject_token_type",
+        "Subject token type",
+        "The subject token's type (RFC 8693 §3); default urn:ietf:params:oauth:token-type:jwt.",
+        exchange_only=True,
+    ),
+    ExtraField(
+        "requested_token_type",
+        "Requested token type",
+        "e.g. urn:ietf:params:oauth:token-type:access_token; the answer's issued_token_type must match it.",
+        exchange_only=True,
+    ),
+    ExtraField(
+        "exchange_audience",
+        "Exchange audience",
+        "The token request's audience parameter(s), comma-separated (Google: //iam.googleapis.com/projects/…).",
+        exchange_only=True,
+    ),
+    ExtraField(
+        "exchange_resource",
+        "Exchange resource",
+        "The token request's resource parameter(s) (RFC 8707), comma-separated.",
+        exchange_only=True,
+    ),
+    ExtraField(
+        "actor_token_source",
+        "Actor token source",
+        "Where an actor token comes from (sign, file, callable…); none by default.",
+        exchange_only=True,
+    ),
+    *(replace(f, exchange_only=True) for f in _source_fields("actor_token", "Actor token").values()),
+    ExtraField(
+        "actor_token_type",
+        "Actor token type",
+        "The actor token's type; default urn:ietf:params:oauth:token-type:jwt.",
+        exchange_only=True,
+    ),
+    ExtraField(
+        "service_account_impersonation_url",
+        "Service account impersonation URL",
+        "Google: after the exchange, generateAccessToken of this URL "
+        "(https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/EMAIL:generateAccessToken).",
+        exchange_only=True,
     ),
 )
 
@@ -157,6 +288,19 @@ ASSERTION_AND_HTTP_FIELDS = _fields(
         "Client authentication",
         "How the client authenticates at the token endpoint; default client_secret_post when a secret is set.",
         choice(m.value for m in ClientAuthMethod),
+    ),
+    ExtraField(
+        "client_assertion_audience",
+        "Client assertion audience",
+        "The aud of client assertions: issuer (auth_issuer, as draft-ietf-oauth-rfc7523bis asks; the default when "
+        "auth_issuer is set), token_endpoint (the default otherwise), or both.",
+        choice(a.value for a in ClientAssertionAudience),
+    ),
+    ExtraField(
+        "client_assertion_typ",
+        "Client assertion typ header",
+        "Send typ: client-authentication+jwt in client assertions (draft-ietf-oauth-rfc7523bis); default false.",
+        BOOLEAN,
     ),
     ExtraField(
         "auth_params",
@@ -264,26 +408,32 @@ BUILTIN_SIGNER_FIELDS: Mapping[str, tuple[ExtraField, ...]] = {
 
 def form_fields() -> dict[str, ExtraField]:
     """Every field of the form, in form order; the signer and token cache drop-downs list what is installed."""
-    fields = dict(ENDPOINT_FIELDS)
-    signer = fields["signer"]
-    fields["signer"] = ExtraField(
-        signer.name, signer.label, signer.description, choice(entry_point_names(SIGNER_GROUP, BUILTIN_SIGNERS))
-    )
+    sources = choice(entry_point_names(ASSERTION_SOURCE_GROUP, BUILTIN_SOURCES))
+    signers = choice(entry_point_names(SIGNER_GROUP, BUILTIN_SIGNERS))
+    fields: dict[str, ExtraField] = {}
+    for name, extra in ENDPOINT_FIELDS.items():
+        if name == "signer":
+            fields.update(ASSERTION_SOURCE_FIELDS)  # the source's settings right after the source
+            extra = replace(extra, schema=signers)
+        elif name == "assertion_source":
+            extra = replace(extra, schema=sources)
+        fields[name] = extra
     for signer_fields in BUILTIN_SIGNER_FIELDS.values():
         fields.update({f.name: f for f in signer_fields})
     fields.update(SHARED_SIGNER_FIELDS)
     fields.update(ASSERTION_AND_HTTP_FIELDS)
-    token_cache = fields["token_cache"]
-    fields["token_cache"] = ExtraField(
-        token_cache.name, token_cache.label, token_cache.description, choice(token_cache_kinds())
-    )
+    fields.update(TOKEN_EXCHANGE_FIELDS)
+    fields["actor_token_source"] = replace(fields["actor_token_source"], schema=sources)
+    fields["token_cache"] = replace(fields["token_cache"], schema=choice(token_cache_kinds()))
     return fields
 
 
 #: Every extra key of the connection (the drop-downs' choices aside, what :func:`form_fields` gives).
 ALL_FIELDS: Mapping[str, ExtraField] = {
     **ENDPOINT_FIELDS,
+    **ASSERTION_SOURCE_FIELDS,
     **{f.name: f for signer_fields in BUILTIN_SIGNER_FIELDS.values() for f in signer_fields},
     **SHARED_SIGNER_FIELDS,
     **ASSERTION_AND_HTTP_FIELDS,
+    **TOKEN_EXCHANGE_FIELDS,
 }

@@ -17,15 +17,46 @@ from airflow_jwt_provider.common.registry import TOKEN_STORE_GROUP, Registry
 
 
 class GrantType(str, Enum):
-    """The OAuth 2.0 grant a token request uses (its ``grant_type``)."""
+    """The OAuth 2.0 grant a token request uses (its ``grant_type``); the ``grant`` setting names it short."""
 
     #: RFC 7523 §2.1: the JWT is the authorization grant (``assertion``).
     JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
     #: RFC 6749 §4.4: the client acts for itself (with a client assertion, RFC 7523 §2.2).
     CLIENT_CREDENTIALS = "client_credentials"
+    #: RFC 8693: the JWT is the ``subject_token`` exchanged for a token.
+    TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 
     def __str__(self) -> str:
         return self.value
+
+    @property
+    def setting(self) -> str:
+        """How the ``grant`` setting spells it: ``jwt_bearer``, ``client_credentials``, ``token_exchange``."""
+        return self.name.lower()
+
+    @classmethod
+    def from_setting(cls, value: str) -> GrantType:
+        return cls[value.upper()]
+
+
+class ClientAssertionAudience(str, Enum):
+    """What a client assertion's ``aud`` names (draft-ietf-oauth-rfc7523bis §4: the issuer identifier)."""
+
+    #: The authorization server's issuer identifier (RFC 8414), as rfc7523bis asks; needs ``auth_issuer``.
+    ISSUER = "issuer"
+    #: The token endpoint URL, as RFC 7523 allowed and servers that predate rfc7523bis expect.
+    TOKEN_ENDPOINT = "token_endpoint"
+    #: Both, for a server that is being migrated.
+    BOTH = "both"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: RFC 8693 §3 token type identifiers.
+JWT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"
+ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 
 
 class ClientAuthMethod(str, Enum):

@@ -16,12 +16,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from airflow_jwt_provider.common.redaction import mask_stable_secret
+from airflow_jwt_provider.connection._assertion_group import (
+    client_auth_for_grant,
+    parse_assertion_group,
+    parse_client_assertion,
+)
 from airflow_jwt_provider.connection._http_group import parse_http, parse_trusted_hosts_setting
 from airflow_jwt_provider.connection._signer_group import allowed_keys, parse_signer
 from airflow_jwt_provider.connection._token_cache_group import parse_token_cache
 from airflow_jwt_provider.connection.extras import ExtraReader, clean
-from airflow_jwt_provider.connection.fields import SIGNING_ALGORITHMS
-from airflow_jwt_provider.connection.kinds import ClientAuthMethod
+from airflow_jwt_provider.connection.fields import ALL_FIELDS, SIGNING_ALGORITHMS
+from airflow_jwt_provider.connection.kinds import ClientAuthMethod, GrantType
 from airflow_jwt_provider.connection.presets import Preset, get_preset
 from airflow_jwt_provider.connection.settings import (
     DEFAULT_LIFETIME,
@@ -30,6 +35,8 @@ from airflow_jwt_provider.connection.settings import (
     ConnectionLike,
     JwtBearerSettings,
 )
+from airflow_jwt_provider.connection.signer_settings import KeySelection
+from airflow_jwt_provider.connection.source_settings import SourceSettings
 from airflow_jwt_provider.connection.token_parameters import canonical_claims
 from airflow_jwt_provider.exceptions import JwtBearerConfigError
 
@@ -64,11 +71,26 @@ class _Parser:
         client_id = clean(self.conn.login)
         client_secret = clean(self.conn.password)
         mask_stable_secret(client_secret)
-        signer, keys = parse_signer(extras)
-        client_auth = self._client_auth(client_id, client_secret)
+        group = parse_assertion_group(extras, preset.grant_type if preset else None)
+        grant = group.grant or (preset.grant_type if preset else GrantType.JWT_BEARER)
+        client_auth = self._client_auth(client_id, client_secret, grant, group.source)
+        needs_key = (
+            group.source.needs_key
+            or bool(group.token_exchange and group.token_exchange.actor and group.token_exchange.actor.needs_key)
+            or (client_auth is ClientAuthMethod.PRIVATE_KEY_JWT and not _jwt_is_client_assertion(grant, group.source))
+        )
+        if needs_key:
+            signer, keys = parse_signer(extras)
+        else:
+            _refuse_key_settings(extras, group.source)
+            signer, keys = None, KeySelection()
         settings = JwtBearerSettings(
             conn_id=self.conn.conn_id,
             signer=signer,
+            source=group.source,
+            grant=group.grant,
+            token_exchange=group.token_exchange,
+            client_assertion=parse_client_assertion(extras),
             auth_url=extras.url("auth_url"),
             api_base_url=self._api_base_url(),
             client_id=client_id,
@@ -94,7 +116,7 @@ class _Parser:
             ),
             trusted_hosts=parse_trusted_hosts_setting(extras),
             token_cache=parse_token_cache(extras),
-            key_names_endpoint=signer.names_token_endpoint,
+            key_names_endpoint=signer is not None and signer.names_token_endpoint,
         )
         if settings.auth_url is None and not settings.key_names_endpoint:
             raise self.error(
@@ -102,7 +124,7 @@ class _Parser:
                 "(the token endpoint URL) is required; set it in Extra, e.g. "
                 '"auth_url": "https://login.example.com/oauth2/token", or choose a preset that fills it',
             )
-        if not (settings.client_id or settings.issuer or settings.key_names_endpoint):
+        if needs_key and not (settings.client_id or settings.issuer or settings.key_names_endpoint):
             raise self.error(
                 "login",
                 "(the client id) is empty; enter it in the Login field (it is the assertion's issuer "
@@ -137,8 +159,10 @@ class _Parser:
         except KeyError as exc:
             raise self.error("preset", str(exc.args[0])) from None
 
-    def _client_auth(self, client_id: str | None, client_secret: str | None) -> ClientAuthMethod:
-        chosen = self.extras.member("client_auth", ClientAuthMethod)
+    def _client_auth(
+        self, client_id: str | None, client_secret: str | None, grant: GrantType, source: SourceSettings
+    ) -> ClientAuthMethod:
+        chosen = client_auth_for_grant(self.extras, self.extras.member("client_auth", ClientAuthMethod), grant, source)
         if chosen is None:
             chosen = ClientAuthMethod.CLIENT_SECRET_POST if client_secret else ClientAuthMethod.NONE
         if chosen.needs_client_secret and not client_secret:
@@ -195,6 +219,39 @@ class _Parser:
                 raise self.error("scope", "must be a string or a list of strings")
             return " ".join(value) or None
         return self.extras.text("scope")
+
+
+#: What only an assertion the connection signs reads: refused, by name, when the JWT comes from the platform.
+_MINTING_SETTINGS = (
+    "signer",
+    "key_alias",
+    "key_id",
+    "algorithm",
+    "x5t",
+    "nbf",
+    "issuer",
+    "subject",
+    "audience",
+    "claims",
+)
+
+
+def _jwt_is_client_assertion(grant: GrantType, source: SourceSettings) -> bool:
+    """With grant client_credentials, a platform's JWT is itself the client assertion (Entra federated credentials)."""
+    return grant is GrantType.CLIENT_CREDENTIALS and not source.needs_key
+
+
+def _refuse_key_settings(extras: ExtraReader, source: SourceSettings) -> None:
+    """A key or claim setting on a connection that signs nothing itself would suggest that it does."""
+    for key in sorted(extras.given):
+        field = ALL_FIELDS.get(key)
+        if key in _MINTING_SETTINGS or (field is not None and field.signer_scoped):
+            raise extras.error(
+                key,
+                f"does not apply: assertion_source {source.source!r} takes the JWT the platform gives the workload "
+                "(its claims are the platform's), and nothing is signed with a key of this connection; remove "
+                f"{key}, or set assertion_source to sign",
+            )
 
 
 def _extra_of(conn: ConnectionLike) -> Mapping[str, Any]:

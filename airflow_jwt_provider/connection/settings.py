@@ -12,9 +12,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from airflow_jwt_provider.connection.kinds import MEMORY_TOKEN_CACHE, ClientAuthMethod, GrantType
+from airflow_jwt_provider.connection.kinds import (
+    JWT_TOKEN_TYPE,
+    MEMORY_TOKEN_CACHE,
+    ClientAssertionAudience,
+    ClientAuthMethod,
+    GrantType,
+)
 from airflow_jwt_provider.connection.presets import Preset
 from airflow_jwt_provider.connection.signer_settings import SignerSettings
+from airflow_jwt_provider.connection.source_settings import SourceSettings
 from airflow_jwt_provider.connection.trusted_hosts import HostPattern, TrustedHosts
 
 DEFAULT_LIFETIME = 60
@@ -88,6 +95,41 @@ class TokenCacheSettings:
 
 
 @dataclass(frozen=True)
+class TokenExchangeSettings:
+    """What an RFC 8693 token request says besides the subject token (grant ``token_exchange``).
+
+    :param subject_token_type: RFC 8693 §3 type of the subject token (the source's JWT).
+    :param requested_token_type: the type asked for; the answer's ``issued_token_type`` must match.
+    :param audiences: ``audience`` parameters (Google: the workload identity provider).
+    :param resources: ``resource`` parameters (RFC 8707).
+    :param actor: where an actor token comes from, if one is sent; ``actor_token_type`` is its type.
+    :param impersonation_url: Google's ``generateAccessToken`` URL, asked with the exchanged token.
+    """
+
+    subject_token_type: str = JWT_TOKEN_TYPE
+    requested_token_type: str | None = None
+    audiences: tuple[str, ...] = ()
+    resources: tuple[str, ...] = ()
+    actor: SourceSettings | None = None
+    actor_token_type: str = JWT_TOKEN_TYPE
+    impersonation_url: str | None = None
+
+
+@dataclass(frozen=True)
+class ClientAssertionSettings:
+    """How the client assertions this connection signs look (RFC 7523 §2.2, draft-ietf-oauth-rfc7523bis).
+
+    :param issuer: the authorization server's issuer identifier (``auth_issuer``), when known.
+    :param audience: which ``aud`` they carry.
+    :param typ: send the ``typ`` header ``client-authentication+jwt``.
+    """
+
+    issuer: str | None = None
+    audience: ClientAssertionAudience = ClientAssertionAudience.TOKEN_ENDPOINT
+    typ: bool = False
+
+
+@dataclass(frozen=True)
 class JwtBearerSettings:
     """The validated settings of one ``jwt_bearer`` connection.
 
@@ -99,7 +141,10 @@ class JwtBearerSettings:
     """
 
     conn_id: str
-    signer: SignerSettings
+    #: The key's settings; ``None`` when nothing is signed with a key of the connection (a keyless source).
+    signer: SignerSettings | None
+    #: Where the JWT comes from (``sign``: minted with the key).
+    source: SourceSettings
     auth_url: str | None = None
     api_base_url: str | None = None
     client_id: str | None = None
@@ -117,6 +162,10 @@ class JwtBearerSettings:
     x5t: bool = False
     nbf: bool = False
     client_auth: ClientAuthMethod = ClientAuthMethod.NONE
+    client_assertion: ClientAssertionSettings = field(default_factory=ClientAssertionSettings)
+    #: The ``grant`` setting; ``None``: the preset's, else RFC 7523's (see :attr:`grant_type`).
+    grant: GrantType | None = None
+    token_exchange: TokenExchangeSettings | None = None
     auth_params: Mapping[str, str] = field(default_factory=dict)
     preset: Preset | None = None
     http: HttpSettings = field(default_factory=HttpSettings)
@@ -134,8 +183,15 @@ class JwtBearerSettings:
 
     @property
     def grant_type(self) -> GrantType:
-        """The grant used when no assertion is handed in: the preset's, else RFC 7523's."""
+        """The grant used when no assertion is handed in: the ``grant`` setting, the preset's, else RFC 7523's."""
+        if self.grant is not None:
+            return self.grant
         return self.preset.grant_type if self.preset else GrantType.JWT_BEARER
+
+    @property
+    def keyless(self) -> bool:
+        """Whether the JWT comes from the platform rather than from the connection's key."""
+        return not self.source.needs_key
 
     @property
     def scope_in_assertion(self) -> bool:

@@ -6,7 +6,6 @@ or a function it can import by dotted path (:func:`callable_path` checks that at
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from enum import Enum
@@ -14,6 +13,7 @@ from typing import Any
 
 import requests
 
+from airflow_jwt_provider.common.imports import import_callable
 from airflow_jwt_provider.exceptions import JwtBearerConfigError
 from airflow_jwt_provider.http.response import response_body, status_accepted
 
@@ -122,26 +122,3 @@ def callable_path(func: Callable[..., Any] | str) -> str:
             field="response_check",
         )
     return f"{module}.{qualname}"
-
-
-def import_callable(path: str) -> Callable[..., Any]:
-    """``package.module.function`` (or ``package.module.Class.method``) → the object.
-
-    A path to something that cannot be called (a constant, a module) is an :class:`ImportError`
-    naming what it found, here, rather than a bare "object is not callable" at the first poll.
-    """
-    module_name, _, attribute = path.rpartition(".")
-    parts: list[str] = [attribute]
-    while module_name:
-        try:
-            target: object = importlib.import_module(module_name)
-        except ImportError:
-            module_name, _, outer = module_name.rpartition(".")
-            parts.insert(0, outer)
-            continue
-        for part in parts:
-            target = getattr(target, part)
-        if not callable(target):
-            raise ImportError(f"{path!r} is a {type(target).__name__}, not a function")
-        return target
-    raise ImportError(f"cannot import {path!r}")

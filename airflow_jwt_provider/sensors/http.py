@@ -18,7 +18,8 @@ import requests
 from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue
 
 from airflow_jwt_provider.common.retry import RetryPolicy
-from airflow_jwt_provider.http.polling import PollOutcome, PollSpec, callable_path, import_callable
+from airflow_jwt_provider.common.imports import import_callable
+from airflow_jwt_provider.http.polling import PollOutcome, PollSpec, callable_path
 from airflow_jwt_provider.http.response import check_status, response_body
 from airflow_jwt_provider.http.wire import response_from_event
 from airflow_jwt_provider.operators.base import REQUEST_TEMPLATE_FIELDS, JwtBearerRequestOperator, call_with_context

@@ -54,6 +54,7 @@ class AssertionMinter:
             self.header["x5t#S256"] = certificate_thumbprint(signer.certificate, hashes.SHA256())
             self.header["x5t"] = certificate_thumbprint(signer.certificate, hashes.SHA1())
         self._encoded_header = b64url(_json(self.header))
+        self._typed_headers: dict[str, bytes] = {}
 
     def __repr__(self) -> str:
         return f"AssertionMinter({self.signer!r}, header={self.header!r})"
@@ -61,6 +62,14 @@ class AssertionMinter:
     @property
     def algorithm(self) -> str:
         return self.signer.algorithm
+
+    def _header_for(self, typ: str | None) -> bytes:
+        if typ is None:
+            return self._encoded_header
+        encoded = self._typed_headers.get(typ)
+        if encoded is None:
+            encoded = self._typed_headers[typ] = b64url(_json({**self.header, "typ": typ}))
+        return encoded
 
     def mint(
         self,
@@ -72,8 +81,12 @@ class AssertionMinter:
         claims: Mapping[str, Any] | None = None,
         not_before: bool = False,
         now: float | None = None,
+        typ: str | None = None,
     ) -> str:
-        """A compact JWS with ``iss``, ``sub``, ``aud``, ``iat``, ``exp``, ``jti`` and ``claims``."""
+        """A compact JWS with ``iss``, ``sub``, ``aud``, ``iat``, ``exp``, ``jti`` and ``claims``.
+
+        :param typ: another ``typ`` header than ``JWT`` (a client assertion's ``client-authentication+jwt``).
+        """
         issued_at = int(now if now is not None else time.time())
         payload: dict[str, Any] = dict(claims or {})
         payload.update(
@@ -87,6 +100,6 @@ class AssertionMinter:
             payload["sub"] = subject
         if not_before:
             payload["nbf"] = issued_at
-        signing_input = self._encoded_header + b"." + b64url(_json(payload))
+        signing_input = self._header_for(typ) + b"." + b64url(_json(payload))
         signature = self.signer.sign(signing_input)
         return (signing_input + b"." + b64url(signature)).decode("ascii")

@@ -113,7 +113,11 @@ def choose_key(settings: JwtBearerSettings, *, now: datetime | None = None) -> S
         only = looked_at[0]
         assert only.key is not None
         check_certificate(
-            only.key.signer.certificate, only.key.name, now, conn_id=settings.conn_id, field=settings.signer.key_field
+            only.key.signer.certificate,
+            only.key.name,
+            now,
+            conn_id=settings.conn_id,
+            field=settings.signer.key_field if settings.signer else "signer",
         )
     raise KeystoreError(
         f"Connection {settings.conn_id!r}: no key in key_alias can sign: "

@@ -41,6 +41,8 @@ class AccessToken:
     issued_at: datetime = field(default_factory=_utcnow)
     extra: Mapping[str, Any] = field(default_factory=dict)
     assumed_lifetime: timedelta = ASSUMED_LIFETIME
+    #: RFC 8693: what a token exchange issued (``urn:ietf:params:oauth:token-type:access_token``…).
+    issued_token_type: str | None = None
 
     def __repr__(self) -> str:
         expiry = self.expires_at.isoformat() if self.expires_at else "unknown"
@@ -70,6 +72,11 @@ class AccessToken:
     def valid(self) -> bool:
         """True while the token can be used without refreshing first."""
         return _utcnow() < self.refresh_at
+
+    @property
+    def usable_for_api(self) -> bool:
+        """Whether it is an access token (RFC 8693's ``N_A``: a token that is not, e.g. an exchanged ID token)."""
+        return self.token_type.lower() != "n_a"
 
     @property
     def authorization_header(self) -> str:

@@ -36,7 +36,7 @@ class ClientAuthentication:
     #: Mints a new client assertion for each request (``private_key_jwt``: never the same ``jti`` twice).
     client_assertion: Callable[[], str] | None = field(default=None, repr=False)
 
-    def apply(self, form: dict[str, str]) -> HTTPBasicAuth | None:
+    def apply(self, form: dict[str, str | list[str]]) -> HTTPBasicAuth | None:
         """Add this method's fields to ``form``; return the HTTP authentication to send, if any."""
         return None
 
@@ -47,7 +47,7 @@ class ClientSecretPost(ClientAuthentication):
 
     method: ClassVar[ClientAuthMethod] = ClientAuthMethod.CLIENT_SECRET_POST
 
-    def apply(self, form: dict[str, str]) -> HTTPBasicAuth | None:
+    def apply(self, form: dict[str, str | list[str]]) -> HTTPBasicAuth | None:
         form["client_id"] = self.client_id or ""
         form["client_secret"] = self.client_secret or ""
         return None
@@ -59,7 +59,7 @@ class ClientSecretBasic(ClientAuthentication):
 
     method: ClassVar[ClientAuthMethod] = ClientAuthMethod.CLIENT_SECRET_BASIC
 
-    def apply(self, form: dict[str, str]) -> HTTPBasicAuth | None:
+    def apply(self, form: dict[str, str | list[str]]) -> HTTPBasicAuth | None:
         return HTTPBasicAuth(quote(self.client_id or "", safe=""), quote(self.client_secret or "", safe=""))
 
 
@@ -69,7 +69,7 @@ class PrivateKeyJwt(ClientAuthentication):
 
     method: ClassVar[ClientAuthMethod] = ClientAuthMethod.PRIVATE_KEY_JWT
 
-    def apply(self, form: dict[str, str]) -> HTTPBasicAuth | None:
+    def apply(self, form: dict[str, str | list[str]]) -> HTTPBasicAuth | None:
         if self.client_assertion is None:
             raise ValueError("private_key_jwt needs a client assertion factory")
         if self.client_id:

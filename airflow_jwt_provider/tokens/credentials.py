@@ -1,14 +1,19 @@
-"""Credentials for one connection: mint assertions, fetch tokens, cache and refresh them.
+"""Credentials for one connection: a JWT from its source, tokens fetched, cached and refreshed.
 
-Plays the role of google-auth's ``Credentials``: built once per hook from the validated
-settings and a signer, and asked for tokens by everything that needs one (the ``AuthBase`` on
-a session, the async hook through a thread), never the token endpoint directly. The one rule
-for a token the API refused (:meth:`JwtBearerCredentials.refresh_rejected`) lives here, so the
-sync and async paths recover from a revoked token the same way.
+Plays the role of google-auth's ``Credentials``: built once per hook from the validated settings (and a
+signer, when the connection signs with a key of its own), and asked for tokens by everything that needs
+one (the ``AuthBase`` on a session, the async hook through a thread), never the token endpoint directly.
+The one rule for a token the API refused (:meth:`JwtBearerCredentials.refresh_rejected`) lives here, so
+the sync and async paths recover from a revoked token the same way.
+
+The path of a token: the connection's source gives the JWT (:mod:`airflow_jwt_provider.assertions`:
+minted with the key, or the platform's), the grant says where it goes (:mod:`.grants`), the token client
+sends it (:mod:`.endpoint`), the caches keep the answer (:mod:`.cache`, :mod:`.shared_cache`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import threading
@@ -18,12 +23,14 @@ from datetime import timedelta
 
 import requests
 
+from airflow_jwt_provider.assertions.base import AssertionSource, SourceContext, build_source
 from airflow_jwt_provider.common.redaction import install_log_redaction
 from airflow_jwt_provider.connection.kinds import GrantType
 from airflow_jwt_provider.connection.settings import JwtBearerSettings
 from airflow_jwt_provider.connection.token_parameters import DEFAULT_TOKEN, TokenParameters
 from airflow_jwt_provider.exceptions import JwtBearerConfigError
 from airflow_jwt_provider.signing.assertion import AssertionMinter
+from airflow_jwt_provider.signing.claims import MAX_CLIENT_ASSERTION_LIFETIME, ConnectionMinter
 from airflow_jwt_provider.signing.jws import describe_public_key, public_key_fingerprint
 from airflow_jwt_provider.signing.rotation import SigningChoice, choose_key
 from airflow_jwt_provider.signing.signers.base import Signer, key_holder_secret
@@ -31,23 +38,24 @@ from airflow_jwt_provider.tokens.access_token import AccessToken
 from airflow_jwt_provider.tokens.cache import TOKEN_CACHE, TokenCache, cache_key
 from airflow_jwt_provider.tokens.client_auth import client_authentication
 from airflow_jwt_provider.tokens.endpoint import TokenClient
+from airflow_jwt_provider.tokens.grants import GRANTS, on_behalf_of
+from airflow_jwt_provider.tokens.impersonation import impersonate
 from airflow_jwt_provider.tokens.shared_cache import SharedTokenCache
+
+__all__ = ["MAX_CLIENT_ASSERTION_LIFETIME", "JwtBearerCredentials"]
 
 log = logging.getLogger(__name__)
 
-#: Microsoft's on-behalf-of flow marks the jwt-bearer request with this parameter.
-ON_BEHALF_OF_PARAMS = {"requested_token_use": "on_behalf_of"}
 #: Distinct token parameters whose cache key one credentials object remembers.
 _CACHE_KEY_MEMO = 256
-#: A client assertion (private_key_jwt) never needs to live longer than this.
-MAX_CLIENT_ASSERTION_LIFETIME = 300
 
 
 class JwtBearerCredentials:
     """Obtains access tokens for one ``jwt_bearer`` connection.
 
     :param settings: the connection's validated settings.
-    :param signer: signs the assertions (:meth:`from_settings` builds the one the settings name).
+    :param signer: signs the connection's assertions (:meth:`from_settings` builds the one the settings
+        name); ``None`` when the JWT comes from the platform and no client assertion is signed here.
     :param key_issuer: the issuer the key material names (a Google key's ``client_email``),
         used when the connection sets neither ``issuer`` nor Login.
     :param key_token_url: the token endpoint the key material names (a Google key's
@@ -64,7 +72,7 @@ class JwtBearerCredentials:
     def __init__(
         self,
         settings: JwtBearerSettings,
-        signer: Signer,
+        signer: Signer | None,
         *,
         key_issuer: str | None = None,
         key_token_url: str | None = None,
@@ -85,25 +93,43 @@ class JwtBearerCredentials:
                 field="auth_url",
             )
         self.token_url: str = token_url
-        issuer = settings.issuer or key_issuer or settings.client_id
-        if issuer is None:  # settings guarantee one unless a JSON key was expected to supply it
-            raise JwtBearerConfigError(
-                f"Connection {settings.conn_id!r}: the issuer is unknown; set Login (client id) or issuer",
-                field="issuer",
-            )
-        self.issuer: str = issuer
         self.client_id = settings.client_id or key_issuer
-        self.key_fingerprint = public_key_fingerprint(signer.public_key)
-        self._cache_keys: dict[TokenParameters, str] = {}
+        self.minting: ConnectionMinter | None = None
+        self.key_fingerprint: str | None = None
+        if signer is not None:
+            issuer = settings.issuer or key_issuer or settings.client_id
+            if issuer is None:  # settings guarantee one unless a JSON key was expected to supply it
+                raise JwtBearerConfigError(
+                    f"Connection {settings.conn_id!r}: the issuer is unknown; set Login (client id) or issuer",
+                    field="issuer",
+                )
+            minter = AssertionMinter(signer, key_id=key_id or settings.key_id, x5t=settings.x5t)
+            self.minting = ConnectionMinter(
+                settings, minter, issuer=issuer, client_id=self.client_id, token_url=token_url
+            )
+            self.key_fingerprint = public_key_fingerprint(signer.public_key)
+        self.issuer: str | None = self.minting.issuer if self.minting else None
+        self._cache_keys: dict[tuple[TokenParameters, str], str] = {}
         self._cache_keys_lock = threading.Lock()
-        self.minter = AssertionMinter(signer, key_id=key_id or settings.key_id, x5t=settings.x5t)
+        context = SourceContext(
+            settings.conn_id, settings.http, self.mint_assertion if self.minting else None, settings.lifetime
+        )
+        self.source: AssertionSource = build_source(settings.source, context)
+        exchange = settings.token_exchange
+        self.actor: AssertionSource | None = None
+        if exchange is not None and exchange.actor is not None:
+            actor_mint = (lambda _params: self._minting().actor_token()) if self.minting else None
+            self.actor = build_source(
+                exchange.actor, dataclasses.replace(context, mint=actor_mint, prefix="actor_token")
+            )
+        self.session = session or requests.Session()
         self.client = TokenClient(
             token_url,
             client_authentication(
-                settings.client_auth, self.client_id, settings.client_secret, self.mint_client_assertion
+                settings.client_auth, self.client_id, settings.client_secret, self._client_assertion_source()
             ),
             settings.http,
-            session=session,
+            session=self.session,
             default_token_lifetime=timedelta(seconds=settings.default_token_lifetime),
         )
         self.shared: SharedTokenCache | None = (
@@ -125,13 +151,19 @@ class JwtBearerCredentials:
 
         Refuses a key whose certificate expired, warns near expiry, and logs which key signs.
         Keys and device signers are cached per process, so building credentials for every hook
-        costs a digest of the key material (or of the device settings).
+        costs a digest of the key material (or of the device settings). A connection that signs
+        nothing with a key of its own (a platform's JWT) gets none.
         """
+        for warning in settings.preset_warnings:
+            log.warning("%s", warning)
+        if settings.signer is None:
+            log.info("Connection %r: the JWT comes from %s", settings.conn_id, settings.source.describe())
+            return cls(settings, None, cache=cache, session=session)
         choice = choose_key(settings)
         key = choice.key
         _check_key_against_preset(settings, key.signer)
-        for warning in (*settings.preset_warnings, *([choice.warning] if choice.warning else [])):
-            log.warning("%s", warning)
+        if choice.warning:
+            log.warning("%s", choice.warning)
         log.info("Connection %r: %s", settings.conn_id, choice.describe())
         credentials = cls(
             settings,
@@ -149,76 +181,77 @@ class JwtBearerCredentials:
         return f"JwtBearerCredentials(conn_id={self.settings.conn_id!r}, token_url={self.token_url!r})"
 
     def describe_key(self) -> str:
-        """``RSA-2048 (RS256)``: the key and the algorithm it signs with."""
+        """``RSA-2048 (RS256)``: the key and the algorithm it signs with; what gives the JWT when there is no key."""
+        if self.signer is None:
+            return f"no key: {self.settings.source.describe()}"
         return f"{describe_public_key(self.signer.public_key)} ({self.signer.algorithm})"
 
     # -- assertions -------------------------------------------------------------------------
 
+    def _minting(self) -> ConnectionMinter:
+        if self.minting is None:
+            raise JwtBearerConfigError(
+                f"Connection {self.settings.conn_id!r} has no key: its JWT comes from "
+                f"{self.settings.source.describe()}, so it mints nothing",
+                field="assertion_source",
+            )
+        return self.minting
+
     def audience(self, override: str | tuple[str, ...] | None = None) -> str | tuple[str, ...]:
-        """``aud``: the override, the setting, the preset's rule, else the token URL (RFC 7523 §3)."""
-        if override:
-            return override
-        if self.settings.audience:
-            return self.settings.audience
-        if self.settings.preset is not None:
-            return self.settings.preset.audience_for(self.token_url, self.client_id)
-        return self.token_url
+        """``aud`` of the assertions the connection mints (see :meth:`ConnectionMinter.audience`)."""
+        return self._minting().audience(override)
 
     def mint_assertion(
         self, params: TokenParameters = DEFAULT_TOKEN, audience: str | tuple[str, ...] | None = None
     ) -> str:
         """A new signed assertion; ``params`` and ``audience`` override the connection's settings."""
-        claims = {**self.settings.claims, **params.claims_copy()}
-        scope = params.scope or self.settings.scope
-        if self.settings.scope_in_assertion and scope:
-            claims["scope"] = scope
-        return self.minter.mint(
-            issuer=self.issuer,
-            audience=self.audience(audience),
-            subject=params.subject if params.subject is not None else self.settings.subject,
-            lifetime=self.settings.lifetime,
-            claims=claims,
-            not_before=self.settings.nbf,
-        )
+        return self._minting().assertion(params, audience)
 
     def mint_client_assertion(self) -> str:
-        """RFC 7523 §2.2 client assertion: ``iss`` = ``sub`` = client id, ``aud`` = token endpoint."""
-        client_id = self.client_id or self.issuer
-        return self.minter.mint(
-            issuer=client_id,
-            subject=client_id,
-            audience=self.token_url,
-            lifetime=min(self.settings.lifetime, MAX_CLIENT_ASSERTION_LIFETIME),
-        )
+        """RFC 7523 §2.2 client assertion: ``iss`` = ``sub`` = client id, ``aud`` per draft-ietf-oauth-rfc7523bis."""
+        return self._minting().client_assertion()
+
+    def _client_assertion_source(self) -> Callable[[], str]:
+        """Who makes client assertions: the platform's JWT with client_credentials (federated), else the key."""
+        if self.settings.grant_type is GrantType.CLIENT_CREDENTIALS and self.settings.keyless:
+            return lambda: self.source.assertion(DEFAULT_TOKEN)
+        return self.mint_client_assertion
 
     # -- tokens -----------------------------------------------------------------------------
 
     def token_cache_key(self, params: TokenParameters = DEFAULT_TOKEN) -> str:
-        """Everything that changes the token: endpoint, client and its secret, iss, sub, aud, scope, claims, key.
+        """Everything that changes the token: endpoint, client and its secret, iss, sub, aud, scope, claims, key
+        (or, for a platform's JWT, who it names: a rotated JWT of the same identity reuses the token).
 
-        Computed once per distinct ``params`` (a digest over canonical JSON is not free, and every
-        API call asks), in a small bounded memo.
+        Computed once per distinct ``params`` and source identity (a digest over canonical JSON is not
+        free, and every API call asks), in a small bounded memo.
         """
-        key = self._cache_keys.get(params)
+        memo = (params, self.source.identity())
+        key = self._cache_keys.get(memo)
         if key is None:
-            key = self._compute_cache_key(params)
+            key = self._compute_cache_key(params, memo[1])
             with self._cache_keys_lock:
-                self._cache_keys[params] = key
+                self._cache_keys[memo] = key
                 if len(self._cache_keys) > _CACHE_KEY_MEMO:
                     del self._cache_keys[next(iter(self._cache_keys))]
         return key
 
-    def _compute_cache_key(self, params: TokenParameters) -> str:
+    def _compute_cache_key(self, params: TokenParameters, source_identity: str) -> str:
+        minting = self.minting
+        exchange = self.settings.token_exchange
         return cache_key(
             token_url=self.token_url,
             client_id=self.client_id,
-            issuer=self.issuer,
-            subject=params.subject if params.subject is not None else self.settings.subject,
-            audience=self.audience(),
+            issuer=minting.issuer if minting else None,
+            subject=minting.subject(params) if minting else None,
+            audience=minting.audience() if minting else None,
             scope=params.scope or self.settings.scope,
             claims={**self.settings.claims, **params.claims_copy()},
             key=self.key_fingerprint,
+            source=source_identity,
+            actor=self.actor.identity() if self.actor else None,
             grant=self.settings.grant_type.value,
+            exchange=dataclasses.asdict(dataclasses.replace(exchange, actor=None)) if exchange else None,
             auth_params=dict(self.settings.auth_params),
             handed_in=_digest(params.assertion),
             # A connection with a wrong client secret must not be served the token a correct one
@@ -228,30 +261,52 @@ class JwtBearerCredentials:
         )
 
     def token_cache_secret(self) -> bytes:
-        """What the shared cache seals tokens with: material only a holder of this connection's key can compute.
+        """What the shared cache seals tokens with: material only a holder of this connection's secrets has.
 
-        The signer's key-holder secret (a digest of a local private key, or a deterministic
-        signature by a remote signer, see :func:`~airflow_jwt_provider.signing.signers.base.key_holder_secret`)
-        and the client secret, when there is one. A remote ECDSA or PSS signer gives no secret (its
-        signatures are random); the client secret alone then seals, and without one the shared
-        cache is refused rather than keeping tokens readable by anyone who reaches the store.
+        With a key: the signer's key-holder secret (a digest of a local private key, or a deterministic
+        signature by a remote signer, see :func:`~airflow_jwt_provider.signing.signers.base.key_holder_secret`),
+        and the client secret when there is one. A remote ECDSA or PSS signer gives no secret (its
+        signatures are random): the client secret alone then seals. Without a key (a platform's JWT,
+        which changes at every rotation and is no secret of the deployment's), the client secret and
+        ``[jwt_bearer] token_cache_secret`` seal. With none of these, the shared cache is refused rather
+        than keeping tokens readable by anyone who reaches the store.
         """
-        key_part = key_holder_secret(self.signer)
+        key_part = key_holder_secret(self.signer) if self.signer is not None else None
         client_secret = self.settings.client_secret
-        if key_part is None and not client_secret:
+        configured = self.settings.token_cache.secret
+        if key_part is None and not client_secret and not configured:
+            kind = self.settings.token_cache.kind
+            if self.signer is None:
+                problem = (
+                    f"this connection has no key (its JWT comes from {self.settings.source.describe()}). Set "
+                    "[jwt_bearer] token_cache_secret (AIRFLOW__JWT_BEARER__TOKEN_CACHE_SECRET) to a random secret "
+                    "shared by every worker and the triggerer, or a client secret (Password)"
+                )
+            else:
+                problem = (
+                    f"this signer ({self.describe_key()}) signs with random nonces and cannot derive one. Set a "
+                    "client secret (Password) or [jwt_bearer] token_cache_secret, or sign with RS256 or EdDSA"
+                )
             raise JwtBearerConfigError(
-                f"Connection {self.settings.conn_id!r}: token_cache {self.settings.token_cache.kind!r} encrypts the "
-                f"tokens it shares with a secret derived from the signing key, but this signer "
-                f"({self.describe_key()}) signs with random nonces and cannot derive one. Set a client secret "
-                "(Password), sign with RS256 or EdDSA, or set token_cache to memory",
+                f"Connection {self.settings.conn_id!r}: token_cache {kind!r} encrypts the tokens it shares with a "
+                f"secret only the connection's holders have, but {problem}; or set token_cache to memory",
                 field="token_cache",
             )
-        parts = [b"jwt-bearer-token-cache:v1", self.key_fingerprint.encode("ascii"), key_part or b""]
+        parts = [b"jwt-bearer-token-cache:v1", (self.key_fingerprint or "").encode("ascii"), key_part or b""]
         parts.append(hashlib.sha256(client_secret.encode("utf-8")).digest() if client_secret else b"")
+        if configured:
+            parts.append(hashlib.sha256(b"configured:" + configured.encode("utf-8")).digest())
         return hashlib.sha256(b"\x00".join(len(p).to_bytes(4, "big") + p for p in parts)).digest()
 
     def get_token(self, params: TokenParameters = DEFAULT_TOKEN, *, force_refresh: bool = False) -> AccessToken:
         """A valid access token for ``params``: from this process's cache, else the shared store, else the endpoint."""
+        if self.minting is None and (params.subject is not None or params.claims):
+            raise JwtBearerConfigError(
+                f"Connection {self.settings.conn_id!r}: a per-call subject or claims cannot change the JWT of "
+                f"{self.settings.source.describe()}: the platform decides what it claims. Use a connection per "
+                "identity, or assertion_source sign",
+                field="subject",
+            )
         key = self.token_cache_key(params)
         return self.cache.get(key, self._source(key, params, force=force_refresh), force_refresh=force_refresh)
 
@@ -295,22 +350,16 @@ class JwtBearerCredentials:
 
     def request_token(self, params: TokenParameters) -> AccessToken:
         """One token request to the endpoint for ``params`` (no cache): what every cache miss ends in."""
-        scope = params.scope or self.settings.scope
-        form = dict(self.settings.auth_params)
-        handed_in = params.assertion
-        grant = self.settings.grant_type
-        if handed_in is not None:
-            if grant is GrantType.CLIENT_CREDENTIALS:  # Entra: on-behalf-of
-                form.update(ON_BEHALF_OF_PARAMS)
-            return self.client.fetch(GrantType.JWT_BEARER, assertion=lambda: handed_in, scope=scope, params=form)
-        if grant is GrantType.CLIENT_CREDENTIALS:
-            return self.client.fetch(grant, scope=scope, params=form)
-        return self.client.fetch(
-            grant,
-            assertion=lambda: self.mint_assertion(params),
-            scope=None if self.settings.scope_in_assertion else scope,
-            params=form,
-        )
+        if params.assertion is not None:
+            return self.client.fetch(on_behalf_of(self.settings, params.assertion, params))
+        request = GRANTS[self.settings.grant_type].request(self.settings, self.source, self.actor, params)
+        token = self.client.fetch(request)
+        exchange = self.settings.token_exchange
+        if exchange is not None and exchange.impersonation_url:
+            return impersonate(
+                token, exchange.impersonation_url, params.scope or self.settings.scope, self.settings.http, self.session
+            )
+        return token
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -28,12 +29,44 @@ from airflow_jwt_provider.tokens.client_auth import ClientAuthentication
 log = logging.getLogger(__name__)
 
 #: Fields of a token answer that are read here; the others are kept in ``AccessToken.extra``.
-_TOKEN_FIELDS = frozenset({"access_token", "token_type", "expires_in", "scope", "refresh_token", "id_token"})
+_TOKEN_FIELDS = frozenset(
+    {"access_token", "token_type", "expires_in", "scope", "refresh_token", "id_token", "issued_token_type"}
+)
+#: RFC 8693 §2.2.1: the token_type of an issued token that is not an access token.
+NOT_APPLICABLE = "N_A"
 #: How much of a server's text is looked at (redacted, then shortened for the message).
 _REDACTION_WINDOW = 65536
 #: The longest ``expires_in`` taken at its word (a year); beyond it the answer is not plausible.
 MAX_EXPIRES_IN = 366 * 86400
 _TIME_WORDS = ("exp", "iat", "nbf", "expired", "not yet valid", "clock", "time", "future", "lifetime")
+
+
+#: A token request's form: repeated parameters (RFC 8693's ``audience``, ``resource``) as lists.
+Form = dict[str, "str | list[str]"]
+
+
+def _no_credentials() -> Form:
+    return {}
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    """One token request, as the grant describes it.
+
+    :param credentials: the JWT-carrying fields (``assertion``, ``subject_token``, ``actor_token``…),
+        made anew for every attempt (a retry never repeats a ``jti``).
+    :param params: the other fields (``auth_params``, token exchange's types, audiences, resources).
+    :param requested_token_type: RFC 8693: the answer's ``issued_token_type`` must be this type.
+    :param exchange: the answer follows RFC 8693 §2.2.1 (``issued_token_type`` required, ``token_type``
+        ``N_A`` for a token that is not an access token).
+    """
+
+    grant_type: GrantType
+    credentials: Callable[[], Form] = _no_credentials
+    scope: str | None = None
+    params: Mapping[str, str | list[str]] = field(default_factory=dict)
+    requested_token_type: str | None = None
+    exchange: bool = False
 
 
 class _TransientError(TokenEndpointError):
@@ -77,35 +110,27 @@ class TokenClient:
         self.retry = retry
         self.requests_made = 0
 
-    def fetch(
-        self,
-        grant_type: GrantType,
-        *,
-        assertion: Callable[[], str] | None = None,
-        scope: str | None = None,
-        params: Mapping[str, str] | None = None,
-    ) -> AccessToken:
+    def fetch(self, request: TokenRequest) -> AccessToken:
         """Request a token; raise :class:`TokenEndpointError` with what went wrong and what to do."""
         sent: dict[str, str] = {}
 
         def attempt() -> requests.Response:
-            form: dict[str, str] = {"grant_type": grant_type.value}
-            if assertion is not None:
-                form["assertion"] = assertion()  # a new one for every attempt: never the same jti twice
-            if scope:
-                form["scope"] = scope
-            form.update(params or {})
+            form: Form = {"grant_type": request.grant_type.value}
+            form.update(request.credentials())  # new ones for every attempt: never the same jti twice
+            if request.scope:
+                form["scope"] = request.scope
+            form.update(request.params)
             http_auth = self.client_auth.apply(form)
             sent.clear()
-            sent.update(form)
+            sent.update({k: v for k, v in form.items() if isinstance(v, str)})
             return self._post(form, http_auth)
 
         response = self.retry.call(
             attempt, what=f"Token endpoint {self.token_url}", method="POST", log=log, transient=(_TransientError,)
         )
-        return self._parse(response, sent=sent)
+        return self._parse(response, sent=sent, request=request)
 
-    def _post(self, form: dict[str, str], http_auth: HTTPBasicAuth | None) -> requests.Response:
+    def _post(self, form: Form, http_auth: HTTPBasicAuth | None) -> requests.Response:
         self.requests_made += 1
         try:
             return self.session.post(
@@ -134,7 +159,7 @@ class TokenClient:
                 "check auth_url, DNS, proxies and firewalls"
             ) from None
 
-    def _parse(self, response: requests.Response, sent: Mapping[str, str]) -> AccessToken:
+    def _parse(self, response: requests.Response, sent: Mapping[str, str], request: TokenRequest) -> AccessToken:
         content_type = response.headers.get("Content-Type", "")
         try:
             body = response.json()
@@ -159,9 +184,9 @@ class TokenClient:
             )
         if response.status_code != 200 or "error" in body:
             raise self._error(response, body, sent)
-        return self._token(response, body)
+        return self._token(response, body, request)
 
-    def _token(self, response: requests.Response, body: dict[str, Any]) -> AccessToken:
+    def _token(self, response: requests.Response, body: dict[str, Any], request: TokenRequest) -> AccessToken:
         access_token = body.get("access_token")
         if not isinstance(access_token, str) or not access_token.strip():
             raise TokenEndpointError(
@@ -172,7 +197,10 @@ class TokenClient:
         token_type = body.get("token_type")
         if token_type is None:
             token_type = "Bearer"  # RFC 6749 requires it; some servers still omit it
-        if not isinstance(token_type, str) or token_type.strip().lower() != "bearer":
+        issued_token_type = self._issued_token_type(response, body, request)
+        if request.exchange and token_type == NOT_APPLICABLE:
+            token_type = NOT_APPLICABLE  # RFC 8693: a token that is not an access token (kept, not sent to APIs)
+        elif not isinstance(token_type, str) or token_type.strip().lower() != "bearer":
             shown = _printable(str(token_type))[:40]
             raise TokenEndpointError(
                 f"The token endpoint {self.token_url} issued a token of type {shown!r}, which this provider does "
@@ -185,13 +213,36 @@ class TokenClient:
         lifetime = self._expires_in(body.get("expires_in"))
         return AccessToken(
             access_token=access_token,
-            token_type="Bearer",
+            token_type="Bearer" if token_type != NOT_APPLICABLE else NOT_APPLICABLE,
+            issued_token_type=issued_token_type,
             expires_at=issued_at + lifetime if lifetime is not None else None,
             scope=_scope(body.get("scope")),
             issued_at=issued_at,
             extra={k: v for k, v in body.items() if k not in _TOKEN_FIELDS},
             assumed_lifetime=self.default_token_lifetime,
         )
+
+    def _issued_token_type(
+        self, response: requests.Response, body: Mapping[str, Any], request: TokenRequest
+    ) -> str | None:
+        """RFC 8693 §2.2.1: ``issued_token_type`` is required in an exchange's answer, and must be what was asked."""
+        issued = body.get("issued_token_type")
+        if not request.exchange:
+            return issued if isinstance(issued, str) else None
+        if not isinstance(issued, str) or not issued:
+            raise TokenEndpointError(
+                f"The token endpoint {self.token_url} answered a token exchange without issued_token_type, which "
+                "RFC 8693 §2.2.1 requires; is auth_url a token exchange endpoint?",
+                status=response.status_code,
+            )
+        if request.requested_token_type and issued != request.requested_token_type:
+            raise TokenEndpointError(
+                f"The token endpoint {self.token_url} issued a token of type {_printable(issued)[:100]!r}, not the "
+                f"requested_token_type {request.requested_token_type!r}",
+                status=response.status_code,
+                error="unexpected_token_type",
+            )
+        return issued
 
     def _expires_in(self, value: object) -> timedelta | None:
         """``expires_in`` as a lifetime: a finite number of seconds in (0, a year]; else set aside."""
@@ -215,6 +266,8 @@ class TokenClient:
         known = (
             sent.get("assertion"),
             sent.get("client_assertion"),
+            sent.get("subject_token"),
+            sent.get("actor_token"),
             sent.get("client_secret"),
             self.client_auth.client_secret,
         )

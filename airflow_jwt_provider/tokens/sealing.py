@@ -130,6 +130,7 @@ def _token_to_json(token: AccessToken) -> dict[str, Any]:
         "issued_at": token.issued_at.isoformat(),
         "extra": dict(token.extra),
         "assumed_lifetime": token.assumed_lifetime.total_seconds(),
+        "issued_token_type": token.issued_token_type,
     }
 
 
@@ -148,4 +149,5 @@ def _token_from_json(data: Any) -> AccessToken:
         issued_at=datetime.fromisoformat(data["issued_at"]),
         extra=extra,
         assumed_lifetime=timedelta(seconds=float(data["assumed_lifetime"])),
+        issued_token_type=data.get("issued_token_type") if isinstance(data.get("issued_token_type"), str) else None,
     )

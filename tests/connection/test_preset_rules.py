@@ -238,8 +238,8 @@ def test_servicenow_public_client_without_a_secret_sends_neither_id_nor_secret_a
 
 def test_docusign_application_tokens_carry_no_subject() -> None:
     preset = PRESETS["docusign_application"]
-    assert preset.subject_claim is False
-    assert PRESETS["docusign"].subject_claim is True
+    assert preset.subject_defaults_to_issuer is False
+    assert PRESETS["docusign"].subject_defaults_to_issuer is True
 
 
 def test_the_readme_tables_are_generated_from_the_presets() -> None:

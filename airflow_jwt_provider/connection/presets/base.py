@@ -24,7 +24,9 @@ class Preset:
         ``audience``; ``None`` means the token URL itself (RFC 7523).
     :param auth_url_from_host: derives the token URL from the connection's host (ServiceNow
         instances each have their own).
-    :param subject_claim: whether assertions carry ``sub`` (DocuSign's application tokens must not).
+    :param subject_defaults_to_issuer: whether an assertion without a subject setting carries ``sub`` = ``iss``
+        (RFC 7523 §3); false where the vendor documents no such ``sub`` (Google service accounts name one only
+        for domain-wide delegation; DocuSign's application tokens must carry none).
     :param register: how the vendor learns the key, for the README's registration table.
     """
 
@@ -38,7 +40,7 @@ class Preset:
     audience: Callable[[str, str | None], str] | None = None
     audience_rule: str = "the token endpoint URL (RFC 7523)"
     auth_url_from_host: Callable[[str], str] | None = None
-    subject_claim: bool = True
+    subject_defaults_to_issuer: bool = True
     register: str = ""
 
     @property

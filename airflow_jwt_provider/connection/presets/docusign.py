@@ -41,7 +41,7 @@ def _host(token_url: str, _client_id: str | None = None) -> str:
     return urlsplit(token_url).netloc
 
 
-def _docusign(name: str, title: str, rules: tuple[Rule, ...], *, subject_claim: bool = True) -> Preset:
+def _docusign(name: str, title: str, rules: tuple[Rule, ...], *, subject_defaults_to_issuer: bool = True) -> Preset:
     """What both DocuSign presets share: the account server, where the scope goes, how ``aud`` is spelled."""
     return Preset(
         name=name,
@@ -53,7 +53,7 @@ def _docusign(name: str, title: str, rules: tuple[Rule, ...], *, subject_claim: 
         scope_in_assertion=True,
         audience=_host,
         audience_rule="the account server's host name without scheme (account-d.docusign.com, account.docusign.com)",
-        subject_claim=subject_claim,
+        subject_defaults_to_issuer=subject_defaults_to_issuer,
         register="the RSA public key (PEM) of the integration key, Apps and Keys → Add RSA Keypair (or upload)",
     )
 
@@ -90,5 +90,5 @@ DOCUSIGN_APPLICATION = _docusign(
         MaxLifetime("docusign_application.lifetime", "lifetime", None, Severity.WARN, seconds=3600),
         Algorithms("docusign_application.algorithm", "algorithm", SDK, allowed=("RS256",)),
     ),
-    subject_claim=False,
+    subject_defaults_to_issuer=False,
 )

@@ -22,6 +22,7 @@ GOOGLE = Preset(
     # The token endpoint comes from the key file's token_uri (https://oauth2.googleapis.com/token).
     defaults={"keystore_type": "google_json"},
     scope_in_assertion=True,
+    subject_defaults_to_issuer=False,  # sub names a user only for domain-wide delegation
     audience_rule="the key file's `token_uri` (https://oauth2.googleapis.com/token)",
     rules=(
         MaxLifetime(

@@ -156,7 +156,7 @@ def own_settings(settings: JwtBearerSettings, kind: type[S]) -> S:
     """``settings.signer`` as the settings type ``kind`` a signer type builds from (anything else is a bug)."""
     signer = settings.signer
     if not isinstance(signer, kind):
-        raise TypeError(f"a {kind.__name__} was expected, got settings of signer {signer.signer!r}")
+        raise TypeError(f"a {kind.__name__} was expected, got {signer!r}")
     return signer
 
 
@@ -177,6 +177,12 @@ class SignerType(SignerRegistration, Protocol):
 
 def signer_type(settings: JwtBearerSettings) -> SignerType:
     """The registration of the connection's signer, able to build (a registration that cannot is refused)."""
+    if settings.signer is None:
+        raise JwtBearerConfigError(
+            f"Connection {settings.conn_id!r}: assertion_source {settings.source.source!r} signs nothing with a key "
+            "of the connection, so it has no signer",
+            field="signer",
+        )
     name = settings.signer.signer
     try:
         registration = SIGNERS.get(name)
