@@ -20,14 +20,19 @@ def conn_fields() -> dict[str, dict[str, Any]]:
     return {name: field.form() for name, field in form_fields().items()}
 
 
-def _option(description: str, default: str | None, example: str | None = None) -> dict[str, Any]:
-    return {
+def _option(
+    description: str, default: str | None, example: str | None = None, *, sensitive: bool = False
+) -> dict[str, Any]:
+    option: dict[str, Any] = {
         "description": description,
         "version_added": "0.1.0",
         "type": "string",
         "example": example,
         "default": default,
     }
+    if sensitive:
+        option["sensitive"] = True
+    return option
 
 
 #: The ``[jwt_bearer]`` section of the Airflow configuration: deployment-wide defaults of the token
@@ -67,6 +72,15 @@ CONFIG: dict[str, dict[str, Any]] = {
                 "Seconds each call to the shared store may take; past that the store counts as unavailable "
                 "and tokens are fetched directly for a while (with one warning).\n",
                 "0.5",
+            ),
+            "token_cache_secret": _option(
+                "A random secret every worker and the triggerer share, that the shared token cache "
+                "(``file``, ``redis``) seals tokens with for connections without a key of their own (a "
+                "platform's JWT: Kubernetes, GitHub Actions, a cloud's metadata server) and without a "
+                "client secret. Keep it in a secrets backend (``token_cache_secret_secret``) or the "
+                "environment (``AIRFLOW__JWT_BEARER__TOKEN_CACHE_SECRET``).\n",
+                None,
+                sensitive=True,
             ),
         },
     }

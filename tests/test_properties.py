@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airflow_jwt_provider.connection.fields import ALL_FIELDS
+from airflow_jwt_provider.connection.kinds import GrantType
 from airflow_jwt_provider.connection.parser import parse_connection
 from airflow_jwt_provider.exceptions import JwtBearerConfigError, TokenEndpointError
 from airflow_jwt_provider.http.wire import build_response
@@ -25,7 +26,7 @@ from airflow_jwt_provider.tokens.access_token import AccessToken
 from airflow_jwt_provider.tokens.client_auth import (
     ClientAuthentication,
 )
-from airflow_jwt_provider.tokens.endpoint import TokenClient
+from airflow_jwt_provider.tokens.endpoint import TokenClient, TokenRequest
 
 EXTRA_KEYS = tuple(ALL_FIELDS)
 
@@ -202,7 +203,11 @@ def test_token_response_parser_gives_a_token_or_a_token_endpoint_error(
         encoding="utf-8",
     )
     try:
-        token = _CLIENT._parse(response, sent={"assertion": _SENT_ASSERTION, "client_secret": _SENT_SECRET})
+        token = _CLIENT._parse(
+            response,
+            sent={"assertion": _SENT_ASSERTION, "client_secret": _SENT_SECRET},
+            request=TokenRequest(GrantType.JWT_BEARER),
+        )
     except TokenEndpointError as error:
         refused: TokenEndpointError | None = error
     else:

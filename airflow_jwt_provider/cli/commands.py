@@ -194,7 +194,10 @@ def check_connection(args: argparse.Namespace) -> None:
 
 @_command
 def mint_assertion(args: argparse.Namespace) -> None:
-    """``mint --conn-id ID [--subject S] [--show-assertion]``: a fresh assertion, decoded."""
+    """``mint --conn-id ID [--subject S] [--show-assertion]``: the JWT a token request would send now, decoded.
+
+    Minted with the connection's key, or (keyless) the platform's current JWT.
+    """
     from airflow_jwt_provider.cli.describe import claim_lines, decode_jwt
     from airflow_jwt_provider.connection.token_parameters import TokenParameters
     from airflow_jwt_provider.tokens.credentials import JwtBearerCredentials
@@ -202,7 +205,7 @@ def mint_assertion(args: argparse.Namespace) -> None:
     settings = _settings(args.conn_id)
     try:
         credentials = JwtBearerCredentials.from_settings(settings)
-        assertion = credentials.mint_assertion(TokenParameters.of(subject=args.subject))
+        assertion = credentials.source.assertion(TokenParameters.of(subject=args.subject))
     except JwtBearerError as exc:
         _fail(str(exc))
     header, claims = decode_jwt(assertion)
@@ -212,10 +215,12 @@ def mint_assertion(args: argparse.Namespace) -> None:
         _out(f"  {line}")
     if credentials.choice is not None:
         _note(credentials.choice.describe())
+    else:
+        _note(f"not signed here: from {credentials.source.describe()}")
     if args.show_assertion:
         _out(f"assertion: {assertion}")
     else:
-        _note("the signed assertion is a credential until it expires: add --show-assertion to print it")
+        _note("the assertion is a credential until it expires: add --show-assertion to print it")
 
 
 @_command

@@ -18,8 +18,9 @@ from airflow_jwt_provider.cli.describe import certificate_lines, claim_lines, de
 from airflow_jwt_provider.connection.kinds import ClientAuthMethod, GrantType
 from airflow_jwt_provider.connection.parser import parse_connection
 from airflow_jwt_provider.connection.settings import ConnectionLike, JwtBearerSettings
-from airflow_jwt_provider.connection.token_parameters import TokenParameters
+from airflow_jwt_provider.connection.token_parameters import DEFAULT_TOKEN, TokenParameters
 from airflow_jwt_provider.exceptions import JwtBearerError
+from airflow_jwt_provider.signing.rotation import SigningChoice
 from airflow_jwt_provider.tokens.credentials import JwtBearerCredentials
 from airflow_jwt_provider.tokens.endpoint import clock_offset
 
@@ -73,20 +74,17 @@ def diagnose(conn: ConnectionLike, subject: str | None = None, scope: str | None
         yield from _skipped("certificate", "assertion", "token", "clock")
         return
     choice = credentials.choice
-    assert choice is not None  # from_settings records it
-    key_lines = [choice.describe()]
-    if len(settings.key_aliases) > 1:
-        looked_at = {c.name for c in choice.passed_over} | {choice.key.name}
-        later = [name for name in settings.key_aliases if name not in looked_at]
-        if later:
-            key_lines.append(f"not opened (an earlier key signs): {', '.join(repr(n) for n in later)}")
-    yield Step("key", Status.OK, key_lines)
-    certificate = choice.signer.certificate
-    yield Step(
-        "certificate",
-        Status.WARN if choice.warning else Status.OK,
-        certificate_lines(certificate) + ([choice.warning] if choice.warning else []),
-    )
+    if choice is None:  # keyless: the JWT comes from the platform
+        yield Step("key", Status.SKIP, [credentials.describe_key()])
+        yield Step("certificate", Status.SKIP, ["no key, no certificate"])
+    else:
+        yield Step("key", Status.OK, _key_lines(settings, choice))
+        certificate = choice.signer.certificate
+        yield Step(
+            "certificate",
+            Status.WARN if choice.warning else Status.OK,
+            certificate_lines(certificate) + ([choice.warning] if choice.warning else []),
+        )
 
     params = TokenParameters.of(subject=subject, scope=scope)
     try:
@@ -104,15 +102,30 @@ def diagnose(conn: ConnectionLike, subject: str | None = None, scope: str | None
     else:
         lifetime = f"expires in {int(token.lifetime.total_seconds())} s" if token.expires_at else "no expires_in"
         token_lines = [f"{token.token_type} token from {credentials.token_url}, {lifetime}"]
+        if token.issued_token_type:
+            token_lines.append(f"issued_token_type: {token.issued_token_type}")
         token_lines.append(f"scope: {token.scope!r}" if token.scope else "scope: (none given by the server)")
         yield Step("token", Status.OK, token_lines)
     yield _clock_step(responses, settings)
 
 
+def _key_lines(settings: JwtBearerSettings, choice: SigningChoice) -> list[str]:
+    lines = [choice.describe()]
+    if len(settings.key_aliases) > 1:
+        looked_at = {c.name for c in choice.passed_over} | {choice.key.name}
+        later = [name for name in settings.key_aliases if name not in looked_at]
+        if later:
+            lines.append(f"not opened (an earlier key signs): {', '.join(repr(n) for n in later)}")
+    return lines
+
+
 def _settings_lines(settings: JwtBearerSettings) -> list[str]:
-    key = settings.signer.describe()
-    if settings.key_aliases:
-        key += f", key_alias {', '.join(settings.key_aliases)}"
+    if settings.signer is None:
+        key = f"no key: the JWT comes from {settings.source.describe()}"
+    else:
+        key = settings.signer.describe()
+        if settings.key_aliases:
+            key += f", key_alias {', '.join(settings.key_aliases)}"
     return [
         key,
         f"token endpoint: {settings.auth_url or '(from the key file)'}",
@@ -137,16 +150,31 @@ def _preset_step(conn: ConnectionLike, settings: JwtBearerSettings) -> Step:
 
 
 def _assertion_lines(credentials: JwtBearerCredentials, params: TokenParameters) -> list[str]:
-    """The decoded assertion(s) the token request sends: the grant's and/or the client assertion."""
-    minted: list[tuple[str, str]] = []
-    if credentials.settings.grant_type is not GrantType.CLIENT_CREDENTIALS:
-        minted.append(("assertion (the grant)", credentials.mint_assertion(params)))
-    if credentials.settings.client_auth is ClientAuthMethod.PRIVATE_KEY_JWT:
-        minted.append(("client assertion (client authentication)", credentials.mint_client_assertion()))
+    """The decoded JWT(s) the token request sends: the grant's, the actor token, the client assertion.
+
+    Shown decoded (header and claims, never the signature), whoever made them: a platform's JWT is
+    what the authorization server will judge, so its ``iss``, ``sub``, ``aud`` and ``exp`` are what to read.
+    """
+    settings = credentials.settings
+    grant = settings.grant_type
+    made_by = "from " + credentials.source.describe() if settings.keyless else "signed"
+    jwts: list[tuple[str, str]] = []
+    if grant is GrantType.JWT_BEARER:
+        jwts.append((f"assertion (the grant), {made_by}", credentials.source.assertion(params)))
+    elif grant is GrantType.TOKEN_EXCHANGE:
+        jwts.append((f"subject_token (token exchange), {made_by}", credentials.source.assertion(params)))
+        if credentials.actor is not None:
+            actor_made_by = "signed" if credentials.actor.current() is None else f"from {credentials.actor.describe()}"
+            jwts.append((f"actor_token, {actor_made_by}", credentials.actor.assertion(DEFAULT_TOKEN)))
+    if settings.client_auth is ClientAuthMethod.PRIVATE_KEY_JWT:
+        if grant is GrantType.CLIENT_CREDENTIALS and settings.keyless:
+            jwts.append((f"client assertion (federated), {made_by}", credentials.source.assertion(params)))
+        else:
+            jwts.append(("client assertion (client authentication), signed", credentials.mint_client_assertion()))
     lines = []
-    for what, compact in minted:
+    for what, compact in jwts:
         header, claims = decode_jwt(compact)
-        lines.append(f"{what}, signed, header {header}")
+        lines.append(f"{what}, header {header}")
         lines.extend(f"  {line}" for line in claim_lines(claims))
     return lines
 

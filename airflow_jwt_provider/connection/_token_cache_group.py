@@ -2,13 +2,15 @@
 
 An extra wins over the configuration; an error names where the bad value came from (the
 connection's extra, or the configuration option and its environment variable).
-``token_cache_wait`` and ``token_cache_io_timeout`` are deployment knobs: configuration only.
+``token_cache_wait``, ``token_cache_io_timeout`` and ``token_cache_secret`` are deployment knobs:
+configuration only (a secret in a connection's extra would be shown in the form).
 ``token_cache`` is ``memory`` or the name of a registered token store (``file``, ``redis``, or
 one another package registers).
 """
 
 from __future__ import annotations
 
+from airflow_jwt_provider.common.redaction import mask_stable_secret
 from airflow_jwt_provider.common.seconds import finite_seconds
 from airflow_jwt_provider.connection.extras import ExtraReader, clean
 from airflow_jwt_provider.connection.kinds import MEMORY_TOKEN_CACHE, token_cache_kinds
@@ -54,10 +56,13 @@ def parse_token_cache(extras: ExtraReader) -> TokenCacheSettings:
             raise config_error(key, f"must be a number of seconds above 0 and at most {maximum:g}, got {raw!r}")
         return number
 
+    secret = configured("token_cache_secret")
+    mask_stable_secret(secret)  # one deployment-wide value: registered once however often it is read
     return TokenCacheSettings(
         kind=kind,
         conn_id=extras.text("token_cache_conn_id") or configured("token_cache_conn_id") or DEFAULT_TOKEN_CACHE_CONN_ID,
         directory=extras.text("token_cache_dir") or configured("token_cache_dir"),
         wait=seconds("token_cache_wait", DEFAULT_TOKEN_CACHE_WAIT, MAX_TOKEN_CACHE_WAIT),
         io_timeout=seconds("token_cache_io_timeout", DEFAULT_TOKEN_CACHE_IO_TIMEOUT, MAX_TOKEN_CACHE_IO_TIMEOUT),
+        secret=secret,
     )

@@ -80,6 +80,8 @@ class TokenCacheSettings:
     :param directory: the folder of ``file`` (``None``: under ``AIRFLOW_HOME``).
     :param wait: seconds a process waits for another's token request before fetching itself.
     :param io_timeout: seconds each call to the store may take before the store counts as down.
+    :param secret: ``[jwt_bearer] token_cache_secret``: what seals shared tokens of connections
+        without a key or client secret of their own (deployment-wide, never in a connection).
     """
 
     kind: str = MEMORY_TOKEN_CACHE
@@ -87,6 +89,7 @@ class TokenCacheSettings:
     directory: str | None = None
     wait: float = DEFAULT_TOKEN_CACHE_WAIT
     io_timeout: float = DEFAULT_TOKEN_CACHE_IO_TIMEOUT
+    secret: str | None = field(default=None, repr=False)
 
     @property
     def shared(self) -> bool:

@@ -109,8 +109,8 @@ class JwtBearerHook(BaseHook):
         return JwtBearerCredentials.from_settings(self.settings, cache=self._token_cache)
 
     @property
-    def signer(self) -> Signer:
-        """What signs the assertions: ``algorithm``, ``key_id``, ``certificate``, ``public_key``."""
+    def signer(self) -> Signer | None:
+        """What signs the assertions (``algorithm``, ``key_id``, ``certificate``...); ``None`` when keyless."""
         return self.credentials.signer
 
     # -- tokens ------------------------------------------------------------------------------------
@@ -296,7 +296,12 @@ class JwtBearerHook(BaseHook):
         )
         scope = f", scope {token.scope!r}" if token.scope else ""
         choice = credentials.choice
-        key = choice.key.describe() if choice else f"key {credentials.describe_key()}"
+        if choice is not None:
+            key = choice.key.describe()
+        elif credentials.signer is not None:
+            key = f"key {credentials.describe_key()}"
+        else:
+            key = f"the JWT from {credentials.source.describe()}"
         message = f"Token obtained from {credentials.token_url} with {key}: {token.token_type}, {lifetime}{scope}."
         if choice and choice.passed_over:
             message += " Passed over " + "; ".join(c.describe() for c in choice.passed_over) + "."

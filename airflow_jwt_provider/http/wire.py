@@ -17,6 +17,7 @@ from requests.structures import CaseInsensitiveDict
 
 from airflow_jwt_provider.common.redaction import REPLACEMENT
 from airflow_jwt_provider.exceptions import (
+    AssertionSourceError,
     JwtBearerConfigError,
     JwtBearerError,
     KeystoreError,
@@ -26,7 +27,7 @@ from airflow_jwt_provider.http.response import sent_credential
 
 #: Provider errors a trigger event can name, raised again as themselves on the worker.
 _EVENT_ERRORS: dict[str, type[JwtBearerError]] = {
-    cls.__name__: cls for cls in (JwtBearerConfigError, KeystoreError, TokenEndpointError)
+    cls.__name__: cls for cls in (JwtBearerConfigError, KeystoreError, TokenEndpointError, AssertionSourceError)
 }
 
 

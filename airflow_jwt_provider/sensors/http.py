@@ -17,8 +17,8 @@ from typing import Any
 import requests
 from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue
 
-from airflow_jwt_provider.common.retry import RetryPolicy
 from airflow_jwt_provider.common.imports import import_callable
+from airflow_jwt_provider.common.retry import RetryPolicy
 from airflow_jwt_provider.http.polling import PollOutcome, PollSpec, callable_path
 from airflow_jwt_provider.http.response import check_status, response_body
 from airflow_jwt_provider.http.wire import response_from_event

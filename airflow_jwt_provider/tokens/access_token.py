@@ -80,6 +80,20 @@ class AccessToken:
 
     @property
     def authorization_header(self) -> str:
-        """The ``Authorization`` header value (RFC 6750 §2.1 scheme, whatever case the server used)."""
+        """The ``Authorization`` header value (RFC 6750 §2.1 scheme, whatever case the server used).
+
+        Refused for a token that is not an access token (RFC 8693 ``N_A``): the API would answer 401,
+        and the token (an ID token, a JWT for another system) was meant to be handed elsewhere.
+        """
+        if not self.usable_for_api:
+            from airflow_jwt_provider.exceptions import JwtBearerConfigError
+
+            raise JwtBearerConfigError(
+                f"The token endpoint issued a {self.issued_token_type or 'token'} with token_type N_A: not an "
+                "access token (RFC 8693 §2.2.1), so it cannot authorize API calls. Set requested_token_type to "
+                "urn:ietf:params:oauth:token-type:access_token, or hand hook.get_token().access_token to the "
+                "system it is meant for",
+                field="requested_token_type",
+            )
         scheme = "Bearer" if self.token_type.lower() == "bearer" else self.token_type
         return f"{scheme} {self.access_token}"

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 import requests
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_jwt_provider.common.retry import RetryPolicy
 from airflow_jwt_provider.common.imports import import_callable
+from airflow_jwt_provider.common.retry import RetryPolicy
 from airflow_jwt_provider.http.polling import PollOutcome, PollSpec
 from airflow_jwt_provider.http.request import ApiRequest
 from airflow_jwt_provider.http.wire import error_event, response_to_wire, success_event

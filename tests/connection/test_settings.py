@@ -113,7 +113,12 @@ def test_secrets_are_not_in_repr() -> None:
             "extra key 'keystore_pasword'",
             "did you mean 'keystore_password'",
         ),
-        ({**BASE_EXTRA, "colour": "x"}, {}, "extra key 'colour'", "accepted keys: preset, auth_url, signer"),
+        (
+            {**BASE_EXTRA, "colour": "x"},
+            {},
+            "extra key 'colour'",
+            "accepted keys: preset, auth_url, auth_issuer, grant",
+        ),
         ({"key_file": "/k"}, {}, "auth_url", "(the token endpoint URL) is required"),
         ({**BASE_EXTRA, "auth_url": "login.example.com/token"}, {}, "auth_url", "absolute http(s) URL"),
         ({"auth_url": BASE_EXTRA["auth_url"]}, {}, "key_file", "neither is private_key"),

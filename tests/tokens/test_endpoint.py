@@ -8,14 +8,15 @@ from datetime import timedelta
 import pytest
 import requests
 
-from airflow_jwt_provider.exceptions import TokenEndpointError
+from airflow_jwt_provider.connection.kinds import ACCESS_TOKEN_TYPE, ID_TOKEN_TYPE, GrantType
+from airflow_jwt_provider.exceptions import JwtBearerConfigError, TokenEndpointError
 from airflow_jwt_provider.http.wire import build_response
 from airflow_jwt_provider.tokens.access_token import AccessToken
 from airflow_jwt_provider.tokens.client_auth import (
     ClientAuthentication,
     ClientSecretBasic,
 )
-from airflow_jwt_provider.tokens.endpoint import TokenClient
+from airflow_jwt_provider.tokens.endpoint import TokenClient, TokenRequest
 
 
 def test_plain_http_to_a_remote_host_is_warned(caplog: pytest.LogCaptureFixture) -> None:
@@ -51,8 +52,11 @@ def answer(status: int, body: object, content_type: str = "application/json") ->
 CLIENT = TokenClient("https://login.example.com/oauth2/token", ClientAuthentication())
 
 
-def parse(response: requests.Response) -> AccessToken:
-    return CLIENT._parse(response, sent={})
+JWT_BEARER = TokenRequest(GrantType.JWT_BEARER)
+
+
+def parse(response: requests.Response, request: TokenRequest = JWT_BEARER) -> AccessToken:
+    return CLIENT._parse(response, sent={}, request=request)
 
 
 @pytest.mark.parametrize("token_type", ["mac", "DPoP", "N_A", 42])
@@ -78,7 +82,9 @@ def test_an_expires_in_out_of_range_is_set_aside_for_the_default_lifetime(
     client = TokenClient(
         "https://login.example.com/oauth2/token", ClientAuthentication(), default_token_lifetime=timedelta(seconds=42)
     )
-    token = client._parse(answer(200, {"access_token": "t" * 20, "token_type": "bearer", "expires_in": expires_in}), {})
+    token = client._parse(
+        answer(200, {"access_token": "t" * 20, "token_type": "bearer", "expires_in": expires_in}), {}, JWT_BEARER
+    )
     assert token.expires_at is None
     assert token.lifetime == timedelta(seconds=42)
     assert token.valid
@@ -106,9 +112,48 @@ def test_a_server_echo_of_the_secret_and_the_assertion_is_blanked() -> None:
     assertion = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJib2IifQ.c2lnbmF0dXJl"
     body = {"error": "invalid_client", "error_description": f"bad secret s3cr3t-value and {assertion}\nforged: line"}
     with pytest.raises(TokenEndpointError) as info:
-        CLIENT._parse(answer(401, body), sent={"client_secret": "s3cr3t-value", "assertion": assertion})
+        CLIENT._parse(
+            answer(401, body), sent={"client_secret": "s3cr3t-value", "assertion": assertion}, request=JWT_BEARER
+        )
     text = f"{info.value} {info.value.error_description}"
     assert "s3cr3t-value" not in text
     assert assertion not in text
     assert "\n" not in text
     assert "bad secret *** and ***" in text
+
+
+def exchange(requested: str | None = ACCESS_TOKEN_TYPE) -> TokenRequest:
+    return TokenRequest(GrantType.TOKEN_EXCHANGE, requested_token_type=requested, exchange=True)
+
+
+def test_a_token_exchange_answer_without_issued_token_type_is_refused() -> None:
+    """RFC 8693 §2.2.1: issued_token_type is REQUIRED in an exchange's answer."""
+    body = {"access_token": "t" * 20, "token_type": "Bearer", "expires_in": 60}
+    with pytest.raises(TokenEndpointError, match="without issued_token_type, which RFC 8693"):
+        parse(answer(200, body), exchange())
+    assert parse(answer(200, body)).issued_token_type is None  # not an exchange: not required
+
+
+def test_a_token_exchange_answer_of_another_type_than_requested_is_refused() -> None:
+    body = {"access_token": "t" * 20, "token_type": "N_A", "issued_token_type": ID_TOKEN_TYPE}
+    with pytest.raises(TokenEndpointError, match="not the requested_token_type") as info:
+        parse(answer(200, body), exchange())
+    assert info.value.error == "unexpected_token_type"
+
+
+def test_an_exchanged_token_that_is_not_an_access_token_is_kept_but_never_sent_to_an_api() -> None:
+    """RFC 8693 §2.2.1: token_type N_A marks a token that is not an access token (e.g. an ID token)."""
+    body = {"access_token": "t" * 20, "token_type": "N_A", "issued_token_type": ID_TOKEN_TYPE, "expires_in": 60}
+    token = parse(answer(200, body), exchange(ID_TOKEN_TYPE))
+    assert (token.token_type, token.issued_token_type, token.usable_for_api) == ("N_A", ID_TOKEN_TYPE, False)
+    with pytest.raises(JwtBearerConfigError, match="not an access token") as info:
+        token.authorization_header  # noqa: B018
+    assert info.value.field == "requested_token_type"
+    assert "t" * 20 not in str(info.value)
+
+
+def test_an_exchanged_access_token_is_a_bearer_token() -> None:
+    body = {"access_token": "t" * 20, "token_type": "Bearer", "issued_token_type": ACCESS_TOKEN_TYPE, "expires_in": 60}
+    token = parse(answer(200, body), exchange())
+    assert token.issued_token_type == ACCESS_TOKEN_TYPE
+    assert token.authorization_header == "Bearer " + "t" * 20

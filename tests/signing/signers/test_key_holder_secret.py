@@ -88,7 +88,9 @@ def test_a_shared_cache_with_an_ecdsa_device_needs_the_client_secret(softhsm: So
     with pytest.raises(JwtBearerConfigError, match="token_cache 'redis' encrypts") as info:
         refused.token_cache_secret()
     assert info.value.field == "token_cache"
-    assert "Set a client secret (Password), sign with RS256 or EdDSA, or set token_cache to memory" in str(info.value)
+    assert "Set a client secret (Password) or [jwt_bearer] token_cache_secret, or sign with RS256 or EdDSA" in str(
+        info.value
+    )
     with_secret = remote_credentials(signer, token_cache="redis", password="client-secret-value")
     assert len(with_secret.token_cache_secret()) == 32
     other_secret = remote_credentials(signer, token_cache="redis", password="another-client-secret")
