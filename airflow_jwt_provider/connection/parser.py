@@ -63,8 +63,7 @@ class _Parser:
         self._refuse_unknown_keys()
         preset = self._preset()
         if preset is not None:
-            for key, value in preset.defaults.items():
-                extras.values.setdefault(key, value)
+            preset.fill(extras.values)
             if preset.auth_url_from_host and "auth_url" not in extras and self.conn.host:
                 extras.values["auth_url"] = preset.auth_url_from_host(self._api_base_url() or "")
 
@@ -73,6 +72,8 @@ class _Parser:
         mask_stable_secret(client_secret)
         group = parse_assertion_group(extras, preset.grant_type if preset else None)
         grant = group.grant or (preset.grant_type if preset else GrantType.JWT_BEARER)
+        if preset is not None and check_preset:
+            preset.check_source(group.source, self.error)
         client_auth = self._client_auth(client_id, client_secret, grant, group.source)
         needs_key = (
             group.source.needs_key

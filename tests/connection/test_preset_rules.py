@@ -14,13 +14,18 @@ from typing import Any
 import pytest
 
 from airflow_jwt_provider.connection.presets import PRESETS
-from airflow_jwt_provider.connection.presets.rules import Algorithms, Guaranteed, Severity
+from airflow_jwt_provider.connection.presets.rules import Algorithms, Guaranteed, Keyless, Severity
 from airflow_jwt_provider.connection.presets.salesforce import salesforce_audience
 from airflow_jwt_provider.exceptions import JwtBearerConfigError
 from tests.connection.test_settings import parse
 
 KEY = {"key_file": "/keys/k.p12"}
 ENTRA_TOKEN_URL = "https://login.microsoftonline.com/tenant-1/oauth2/v2.0/token"
+GOOGLE_PROVIDER = "//iam.googleapis.com/projects/123456/locations/global/workloadIdentityPools/airflow/providers/gke"
+GOOGLE_IMPERSONATION = (
+    "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/etl@p.iam.gserviceaccount.com"
+    ":generateAccessToken"
+)
 
 #: One connection per preset that breaks no rule: (extra, connection fields).
 COMPLIANT: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
@@ -39,6 +44,25 @@ COMPLIANT: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "entra": (
         {**KEY, "preset": "entra", "auth_url": ENTRA_TOKEN_URL, "scope": "https://graph.microsoft.com/.default"},
         {},
+    ),
+    "entra_workload_identity": (
+        {
+            "preset": "entra_workload_identity",
+            "auth_url": ENTRA_TOKEN_URL,
+            "scope": "https://graph.microsoft.com/.default",
+        },
+        {"login": "app-guid"},
+    ),
+    "google_workload_identity": (
+        {
+            "preset": "google_workload_identity",
+            "assertion_source": "file",
+            "assertion_file": "/var/run/secrets/tokens/gcp",
+            "exchange_audience": GOOGLE_PROVIDER,
+            "scope": "https://www.googleapis.com/auth/cloud-platform",
+            "service_account_impersonation_url": GOOGLE_IMPERSONATION,
+        },
+        {"login": None},
     ),
 }
 
@@ -94,6 +118,59 @@ CASES = [
     Case("entra.scope_default", {"scope": "https://graph.microsoft.com/User.Read"}, says="not ending with '/.default'"),
     Case("entra.auth_url", {"auth_url": "https://login.microsoftonline.com/t/oauth2/token"}, says="v2 endpoint"),
     Case("entra.algorithm", {"algorithm": "ES256"}, says="the vendor accepts PS256, RS256"),
+    Case("entra_workload_identity.scope", {"scope": UNSET}, says=".default"),
+    Case(
+        "entra_workload_identity.scope_default",
+        {"scope": "https://graph.microsoft.com/User.Read"},
+        says="not ending with '/.default'",
+    ),
+    Case(
+        "entra_workload_identity.auth_url",
+        {"auth_url": "https://login.microsoftonline.com/t/oauth2/token"},
+        says="AZURE_TENANT_ID",
+    ),
+    Case(
+        "entra_workload_identity.source",
+        {"assertion_source": "sign", **KEY},
+        says="use preset entra to sign with a certificate",
+    ),
+    Case(
+        "entra_workload_identity.audience",
+        {"assertion_audience": "sts.amazonaws.com"},
+        says="is 'sts.amazonaws.com' but the vendor expects api://AzureADTokenExchange",
+    ),
+    Case(
+        "google_workload_identity.source",
+        {"assertion_source": UNSET, "assertion_file": UNSET},
+        says="set it to file (a token file such as a Kubernetes projected token), github_actions",
+    ),
+    Case("google_workload_identity.audience", {"exchange_audience": UNSET}, says="workloadIdentityPools/<pool>"),
+    Case(
+        "google_workload_identity.audience_shape",
+        {"exchange_audience": "projects/1/locations/global/workloadIdentityPools/p/providers/q"},
+        says="not //iam.googleapis.com/projects/<number>",
+    ),
+    Case("google_workload_identity.scope", {"scope": UNSET}, says="cloud-platform"),
+    Case(
+        "google_workload_identity.requested_token_type",
+        {"requested_token_type": "urn:ietf:params:oauth:token-type:id_token"},
+        says="the vendor expects urn:ietf:params:oauth:token-type:access_token",
+    ),
+    Case(
+        "google_workload_identity.subject_token_type",
+        {"subject_token_type": "urn:ietf:params:oauth:token-type:saml2"},
+        says="is 'urn:ietf:params:oauth:token-type:saml2'",
+    ),
+    Case(
+        "google_workload_identity.auth_url",
+        {"auth_url": "https://sts.example.com/v1/token"},
+        says="not https://sts.googleapis.com/v1/token",
+    ),
+    Case(
+        "google_workload_identity.impersonation",
+        {"service_account_impersonation_url": GOOGLE_IMPERSONATION.replace("/-/", "/my-project/")},
+        says="serviceAccounts/<email>:generateAccessToken",
+    ),
 ]
 
 
@@ -182,8 +259,10 @@ def test_the_key_itself_is_judged_once_built(preset: str, algorithm: str, key: s
         assert "preset" in text
 
 
-def test_every_preset_with_an_algorithm_rule_refuses_some_key() -> None:
+def test_every_preset_with_a_key_has_an_algorithm_rule_that_refuses_some_key() -> None:
     for preset in PRESETS.values():
+        if any(isinstance(rule, Keyless) for rule in preset.rules):
+            continue  # the platform signs: no key of the connection to judge
         algorithms = [rule for rule in preset.rules if isinstance(rule, Algorithms)]
         assert len(algorithms) == 1, preset.name
         assert algorithms[0].severity is Severity.REFUSE
@@ -261,3 +340,33 @@ def test_the_readme_tables_are_generated_from_the_presets() -> None:
             assert rule.describe.replace("|", "\\|") in rendered, rule.id
             if rule.source is not None:
                 assert rule.source.url in rendered, rule.id
+
+
+def test_entra_workload_identity_reads_the_webhook_file_for_entra_audience() -> None:
+    """The defaults follow the AKS webhook: the file in $AZURE_FEDERATED_TOKEN_FILE, for api://AzureADTokenExchange."""
+    settings = settings_for("entra_workload_identity", {}, {})
+    assert settings.signer is None
+    assert settings.grant_type.setting == "client_credentials"
+    assert settings.client_auth.value == "private_key_jwt"
+    assert (settings.source.source, settings.source.path, settings.source.audience) == (
+        "file",
+        "$AZURE_FEDERATED_TOKEN_FILE",
+        "api://AzureADTokenExchange",
+    )
+
+
+def test_entra_workload_identity_asks_another_platform_for_the_entra_audience() -> None:
+    """A source other than the file gets the audience default without the file's setting (which it would refuse)."""
+    settings = settings_for("entra_workload_identity", {"assertion_source": "github_actions"}, {})
+    assert (settings.source.source, settings.source.audience) == ("github_actions", "api://AzureADTokenExchange")
+
+
+def test_google_workload_identity_fills_the_sts_request() -> None:
+    settings = settings_for("google_workload_identity", {}, {})
+    exchange = settings.token_exchange
+    assert settings.auth_url == "https://sts.googleapis.com/v1/token"
+    assert settings.client_auth.value == "none"
+    assert exchange is not None
+    assert exchange.requested_token_type == "urn:ietf:params:oauth:token-type:access_token"
+    assert exchange.audiences == (GOOGLE_PROVIDER,)
+    assert exchange.impersonation_url == GOOGLE_IMPERSONATION

@@ -13,14 +13,27 @@ from airflow_jwt_provider.connection.presets.base import ErrorFactory, Preset
 from airflow_jwt_provider.connection.presets.box import BOX
 from airflow_jwt_provider.connection.presets.docusign import DOCUSIGN, DOCUSIGN_APPLICATION
 from airflow_jwt_provider.connection.presets.entra import ENTRA
+from airflow_jwt_provider.connection.presets.entra_workload_identity import ENTRA_WORKLOAD_IDENTITY
 from airflow_jwt_provider.connection.presets.google import GOOGLE
+from airflow_jwt_provider.connection.presets.google_workload_identity import GOOGLE_WORKLOAD_IDENTITY
 from airflow_jwt_provider.connection.presets.salesforce import SALESFORCE
 from airflow_jwt_provider.connection.presets.servicenow import SERVICENOW
 
 __all__ = ["PRESETS", "ErrorFactory", "Preset", "get_preset"]
 
 PRESETS: dict[str, Preset] = {
-    p.name: p for p in (BOX, SALESFORCE, GOOGLE, DOCUSIGN, DOCUSIGN_APPLICATION, SERVICENOW, ENTRA)
+    p.name: p
+    for p in (
+        BOX,
+        SALESFORCE,
+        GOOGLE,
+        DOCUSIGN,
+        DOCUSIGN_APPLICATION,
+        SERVICENOW,
+        ENTRA,
+        ENTRA_WORKLOAD_IDENTITY,
+        GOOGLE_WORKLOAD_IDENTITY,
+    )
 }
 
 

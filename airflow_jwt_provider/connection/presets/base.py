@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 from airflow_jwt_provider.connection.kinds import GrantType
-from airflow_jwt_provider.connection.presets.rules import Algorithms, CheckedSettings, Rule, Severity, Source
+from airflow_jwt_provider.connection.presets.rules import (
+    Algorithms,
+    CheckedSettings,
+    Keyless,
+    Rule,
+    Severity,
+    Source,
+)
 
 #: Makes the error for (setting, problem): the parser's, which names the connection. (Typed as a plain
 #: exception: the provider info reads the presets while Airflow itself imports, so no Airflow here.)
@@ -20,6 +28,9 @@ class Preset:
 
     :param page: the vendor page the preset follows as a whole (each rule names its own).
     :param defaults: extra keys filled in when the connection leaves them unset.
+    :param source_defaults: more defaults per ``assertion_source`` (the one the connection sets, else the
+        preset's): an audience to ask the platform for, the file the platform writes. Per source, since a
+        setting of one source is refused with another.
     :param audience: derives ``aud`` from (token URL, client id) when the connection sets no
         ``audience``; ``None`` means the token URL itself (RFC 7523).
     :param auth_url_from_host: derives the token URL from the connection's host (ServiceNow
@@ -35,6 +46,7 @@ class Preset:
     page: Source
     rules: tuple[Rule, ...] = ()
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    source_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     grant_type: GrantType = GrantType.JWT_BEARER
     scope_in_assertion: bool = False
     audience: Callable[[str, str | None], str] | None = None
@@ -46,6 +58,14 @@ class Preset:
     @property
     def doc_url(self) -> str:
         return self.page.url
+
+    def fill(self, extras: dict[str, Any]) -> None:
+        """Add the defaults the connection's ``extras`` leave unset (those of its assertion source included)."""
+        for key, value in self.defaults.items():
+            extras.setdefault(key, value)
+        source = extras.get("assertion_source")
+        for key, value in self.source_defaults.get(str(source).strip().lower(), {}).items():
+            extras.setdefault(key, value)
 
     def check(self, settings: CheckedSettings, error: ErrorFactory) -> tuple[str, ...]:
         """Raise, through ``error(field, problem)``, the first refusing rule ``settings`` breaks; the warnings.
@@ -62,6 +82,16 @@ class Preset:
                 raise error(rule.field, text)
             warnings.append(f"{rule.field} {text}")
         return tuple(warnings)
+
+    def check_source(self, source: object, error: ErrorFactory) -> None:
+        """The :class:`~.rules.Keyless` rules alone, on the parsed assertion source, before the key is looked for:
+        a keyless flow left on ``sign`` is told to pick a platform source, not to add a key file."""
+        view = SimpleNamespace(source=source)
+        for rule in self.rules:
+            if isinstance(rule, Keyless) and rule.severity is Severity.REFUSE:
+                problem = rule.problem(cast(CheckedSettings, view))
+                if problem is not None:
+                    raise error(rule.field, f"{problem} ({self._where(rule)})")
 
     def key_problem(self, algorithm: str, key: str) -> tuple[str, str] | None:
         """``(field, problem)`` when the built key signs with an algorithm the vendor refuses, else ``None``."""

@@ -26,7 +26,7 @@ SCOPE = CLIENT_CREDENTIALS.quoting(
     "scope: the resource identifier (application ID URI) of the resource you want, affixed with the .default suffix"
 )
 #: Entra's token endpoints in the public, US government and China clouds.
-_TOKEN_URL = (
+TOKEN_URL_PATTERN = (
     r"https://(login\.microsoftonline\.com|login\.microsoftonline\.us|login\.partner\.microsoftonline\.cn|"
     r"login\.chinacloudapi\.cn)/[^/]+/oauth2/v2\.0/token"
 )
@@ -54,7 +54,7 @@ ENTRA = Preset(
             "auth_url",
             CERTIFICATE_CREDENTIALS.quoting("aud: https://login.microsoftonline.com/{tenantId}/oauth2/v2.0/token"),
             Severity.WARN,
-            pattern=_TOKEN_URL,
+            pattern=TOKEN_URL_PATTERN,
             shape="https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token (the v2 endpoint of your tenant)",
         ),
         Algorithms(

@@ -209,9 +209,9 @@ class UrlShape(Rule):
 
     def problem(self, settings: CheckedSettings) -> str | None:
         value = _setting(settings, self.field)
-        if not value or re.fullmatch(self.pattern, str(value)):
-            return None
-        return f"is {value!r}, not {self.shape}"
+        values = value if isinstance(value, tuple) else (value,) if value else ()
+        odd = [v for v in values if not re.fullmatch(self.pattern, str(v))]
+        return f"is {odd[0]!r}, not {self.shape}" if odd else None
 
 
 @dataclass(frozen=True)
@@ -259,10 +259,69 @@ class Guaranteed(Rule):
         return None
 
 
+#: Settings whose parsed value lives elsewhere than an attribute of their own name: the path to it.
+_PATHS: Mapping[str, tuple[str, ...]] = {
+    "login": ("client_id",),
+    "password": ("client_secret",),
+    "assertion_source": ("source", "source"),
+    "assertion_audience": ("source", "audience"),
+    "exchange_audience": ("token_exchange", "audiences"),
+    "subject_token_type": ("token_exchange", "subject_token_type"),
+    "requested_token_type": ("token_exchange", "requested_token_type"),
+    "service_account_impersonation_url": ("token_exchange", "impersonation_url"),
+}
+
+
 def _setting(settings: CheckedSettings, name: str) -> Any:
-    """A setting by the name users know it by (``login`` is the client id, ``password`` the secret)."""
-    attribute = {"login": "client_id", "password": "client_secret"}.get(name, name)
-    return getattr(settings, attribute)
+    """A setting by the name users know it by (``login`` is the client id, ``exchange_audience`` the exchange's
+    audiences...); ``None`` when the group it belongs to is absent (no token exchange) or the source has no such
+    setting."""
+    value: Any = settings
+    for attribute in _PATHS.get(name, (name,)):
+        value = getattr(value, attribute, None)
+        if value is None:
+            return None
+    return value
+
+
+@dataclass(frozen=True)
+class OneOf(Rule):
+    """A setting that, when set (or filled by the preset), must be one of ``allowed``."""
+
+    allowed: tuple[str, ...] = ()
+
+    @property
+    def describe(self) -> str:
+        return f"`{self.field}` one of {', '.join(f'`{v}`' for v in self.allowed)}"
+
+    def problem(self, settings: CheckedSettings) -> str | None:
+        value = _setting(settings, self.field)
+        values = value if isinstance(value, tuple) else (value,) if value else ()
+        odd = [v for v in values if v not in self.allowed]
+        if not odd:
+            return None
+        return f"is {', '.join(repr(v) for v in odd)} but the vendor expects {', '.join(self.allowed)}"
+
+
+@dataclass(frozen=True)
+class Keyless(Rule):
+    """The flow has no key of the connection: the JWT is the platform's (``assertion_source`` other than sign)."""
+
+    instead: str = ""
+
+    @property
+    def describe(self) -> str:
+        return "`assertion_source` a platform's JWT (not `sign`)"
+
+    def problem(self, settings: CheckedSettings) -> str | None:
+        source = _setting(settings, "assertion_source")
+        if source != "sign":
+            return None
+        return (
+            "is sign (the default), but this flow takes the platform's JWT, not a key of the connection: set it to "
+            f"file (a token file such as a Kubernetes projected token), github_actions, gcp_metadata, aws_sts or "
+            f"callable; or {self.instead}"
+        )
 
 
 def origin(url: str) -> str:
