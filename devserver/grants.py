@@ -221,14 +221,25 @@ def _audiences(local: LocalAuthorizationServer, client: RegisteredClient) -> lis
     return list(dict.fromkeys(accepted))
 
 
+def _server_audiences(local: LocalAuthorizationServer) -> list[str]:
+    """What a JWT meant for this server may carry as ``aud``: its issuer or its token endpoint."""
+    return list(dict.fromkeys([local.issuer, local.token_url, request.base_url]))
+
+
 def _verify_assertion(
     local: LocalAuthorizationServer,
     assertion: str,
     header: Mapping[str, Any],
     client: RegisteredClient,
     error: ErrorFactory,
+    *,
+    require_sub: bool = True,
 ) -> dict[str, Any]:
-    """Signature, thumbprint and claim checks shared by the grant and client assertions."""
+    """Signature, thumbprint and claim checks shared by the grant and client assertions.
+
+    ``sub`` is required (RFC 7523 §3: "The JWT MUST contain a sub claim"), unless the client was
+    registered like a Google service account, whose assertions name a subject only to act for a user.
+    """
     if client.public_key is None:
         raise error("The client has no registered certificate or public key.")
     try:
@@ -248,6 +259,7 @@ def _verify_assertion(
         exp={"essential": True},
         iat={"essential": True},
         jti={"essential": True},
+        **({"sub": {"essential": True}} if require_sub and not client.subject_optional else {}),
     )
     try:
         registry.validate(verified)
@@ -328,6 +340,21 @@ class _JWTBearerGrant(JWTBearerGrant):
         issuer = claims.get("iss")
         if not isinstance(issuer, str):
             raise _grant_error("Missing claim: 'iss'")
+        self._federated = issuer not in self.local.clients and self.local.federation.trusts(issuer)
+        if self._federated:  # a platform's JWT: the federation rule names the client
+            self._claims, rule = self.local.federation.verify(
+                assertion,
+                audiences=_server_audiences(self.local),
+                now=self.local.now(),
+                leeway=self.local.leeway,
+                error=_grant_error,
+            )
+            client = self.local.clients.get(rule.client_id) if rule and rule.client_id else None
+            if client is None:
+                raise _grant_error("The federated credential names no client of this server.")
+            self._federated_client = client
+            note_token_request(client_id=client.client_id, assertion_verified=True, federated=True)
+            return self._claims
         client = self.resolve_issuer_client(issuer)
         if client is None:
             raise _grant_error("The client does not exist on this server.")
@@ -340,6 +367,8 @@ class _JWTBearerGrant(JWTBearerGrant):
         super().validate_token_request()
         client: RegisteredClient = self.request.client
         self._authenticate_client_if_needed(client)
+        if self._federated:
+            return  # a platform's JWT is presented until it expires (see devserver.federation)
         # Consumed last, so a request refused for another reason does not burn the jti.
         self.local.used_jti.consume(client.client_id, self._claims["jti"], _grant_error)
 
@@ -372,6 +401,8 @@ class _JWTBearerGrant(JWTBearerGrant):
         return 200, token, self.TOKEN_RESPONSE_HEADER
 
     def resolve_issuer_client(self, issuer: str) -> RegisteredClient | None:
+        if getattr(self, "_federated", False):
+            return self._federated_client
         return self.local.clients.get(issuer)
 
     def resolve_client_public_key(self, client: RegisteredClient) -> jwk.Key:
@@ -402,6 +433,9 @@ class _PrivateKeyJWTAuth(JWTBearerClientAssertion):
             return None
         header, claims = _peek(assertion, _client_error)
         note_token_request(client_assertion_header=header, client_assertion_claims=claims)
+        issuer = claims.get("iss")
+        if isinstance(issuer, str) and issuer not in self.local.clients and self.local.federation.trusts(issuer):
+            return self._federated(query_client, request, assertion)
         subject = claims.get("sub")
         if not isinstance(subject, str):
             raise _client_error("Missing claim: 'sub'")
@@ -418,6 +452,28 @@ class _PrivateKeyJWTAuth(JWTBearerClientAssertion):
         note_token_request(client_assertion_verified=True)
         request.client = client
         return self.authenticate_client(client)
+
+    def _federated(self, query_client: Callable[[str], Any], request: Any, assertion: str) -> RegisteredClient | None:
+        """Entra's federated credential: the platform's JWT is the client assertion, ``client_id`` names the app."""
+        client_id = request.form.get("client_id")
+        if not client_id:
+            raise _client_error("client_id is required with a federated client assertion.")
+        client = query_client(client_id)
+        if client is None:
+            raise _client_error("The client does not exist on this server.")
+        _claims, rule = self.local.federation.verify(
+            assertion,
+            audiences=_server_audiences(self.local),
+            now=self.local.now(),
+            leeway=self.local.leeway,
+            error=_client_error,
+            client_id=client_id,
+        )
+        if rule is None or rule.client_id != client_id:
+            raise _client_error(f"No federated credential of client {client_id!r} admits this JWT.")
+        note_token_request(client_id=client_id, client_assertion_verified=True, federated=True)
+        request.client = client
+        return client  # authenticated by its federated credential, not by a key registered here
 
     def get_audiences(self) -> list[str]:  # pragma: no cover - _verify_assertion decides
         return []
@@ -520,6 +576,9 @@ class AuthlibServer(AuthorizationServer):
         self.register_grant(_OnBehalfOfGrant)
         self.register_grant(_JWTBearerGrant)
         self.register_grant(_ClientCredentialsGrant)
+        from devserver.exchange import TokenExchangeGrant  # it builds on this module's checks
+
+        self.register_grant(TokenExchangeGrant)
         self.register_client_auth_method("client_secret_basic", _secret_basic)
         self.register_client_auth_method("client_secret_post", _secret_post)
         self.register_client_auth_method("private_key_jwt", _PrivateKeyJWTAuth(local))

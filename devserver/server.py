@@ -47,10 +47,12 @@ from flask import Flask, Response, jsonify, request
 from joserfc import jwk
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from devserver import api, faults, records, token_endpoint
+from devserver import api, exchange, faults, records, token_endpoint
 from devserver.api import API_PREFIX, DEFAULT_JOB_READY_AFTER
 from devserver.api import ITEM_COUNT as ITEM_COUNT  # re-exported: it used to be defined here
+from devserver.exchange import TOKEN_EXCHANGE_GRANT_TYPE
 from devserver.faults import Faults
+from devserver.federation import FederationRule, TrustedIssuers
 from devserver.grants import (
     ALLOWED_ALGORITHMS,
     CLIENT_ASSERTION_TYPE,
@@ -90,6 +92,8 @@ class RegisteredClient(ClientMixin):
     required_claims: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     extra_audiences: tuple[str, ...] = ()
     max_assertion_lifetime: int = 300
+    #: Assertions may leave ``sub`` out (Google service accounts); RFC 7523 §3 requires it otherwise.
+    subject_optional: bool = False
 
     def get_client_id(self) -> str:
         return self.client_id
@@ -119,7 +123,7 @@ class RegisteredClient(ClientMixin):
         return False
 
     def check_grant_type(self, grant_type: str) -> bool:
-        return grant_type in (JWT_BEARER_GRANT_TYPE, "client_credentials")
+        return grant_type in (JWT_BEARER_GRANT_TYPE, "client_credentials", TOKEN_EXCHANGE_GRANT_TYPE)
 
 
 @dataclass
@@ -132,6 +136,10 @@ class IssuedToken:
     scope: str | None
     grant_type: str
     expires_at: float
+    #: RFC 8693 §4.1: who acts for ``sub`` (a token exchange with an actor token).
+    act: dict[str, Any] | None = None
+    #: The ``audience`` parameters of a token exchange.
+    audiences: tuple[str, ...] = ()
 
 
 class _Handler(WSGIRequestHandler):
@@ -253,6 +261,9 @@ class LocalAuthorizationServer:
         self.used_jti = UsedJti()
         self.user_token_key = UserTokenKey()
         self.faults = Faults()
+        self.federation = TrustedIssuers()
+        #: Google-style impersonation: service account e-mail → glob of the federated subjects allowed.
+        self.impersonation: dict[str, str] = {}
         self._httpd: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._reset_state()
@@ -330,6 +341,8 @@ class LocalAuthorizationServer:
         required_claims: Mapping[str, Iterable[Any] | None] | None = None,
         extra_audiences: Iterable[str] = (),
         max_assertion_lifetime: int = 300,
+        subject_optional: bool = False,
+        federated: bool = False,
     ) -> RegisteredClient:
         """Register (or replace) a client.
 
@@ -338,6 +351,9 @@ class LocalAuthorizationServer:
         ``required_claims`` maps a claim name to its allowed values (empty/None: any value, but
         present), e.g. ``{"box_sub_type": ("enterprise", "user")}``. ``extra_audiences`` are
         accepted as ``aud`` besides the token endpoint URL (Salesforce wants the login host).
+        ``subject_optional`` accepts grant assertions without ``sub`` (Google service accounts; RFC 7523
+        §3 requires it). ``federated``: the client has no key or secret of its own, only federated
+        credentials (:meth:`trust_issuer`).
         """
         public_key: jwk.Key | None = None
         certificate_der: bytes | None = None
@@ -349,8 +365,8 @@ class LocalAuthorizationServer:
         elif public_key_pem is not None:
             raw = public_key_pem.encode("ascii") if isinstance(public_key_pem, str) else public_key_pem
             public_key = _public_key_to_jwk(serialization.load_pem_public_key(raw))
-        if public_key is None and client_secret is None:
-            raise ValueError("a client needs a certificate, a public key or a client secret")
+        if public_key is None and client_secret is None and not federated:
+            raise ValueError("a client needs a certificate, a public key, a client secret or federated credentials")
         claims = {name: tuple(values) if values is not None else () for name, values in (required_claims or {}).items()}
         client = RegisteredClient(
             client_id=client_id,
@@ -360,10 +376,38 @@ class LocalAuthorizationServer:
             required_claims=claims,
             extra_audiences=tuple(extra_audiences),
             max_assertion_lifetime=max_assertion_lifetime,
+            subject_optional=subject_optional,
         )
         with self._lock:
             self.clients[client_id] = client
         return client
+
+    def trust_issuer(
+        self,
+        issuer: str,
+        *,
+        subject: str = "*",
+        client_id: str | None = None,
+        audiences: Iterable[str] = (),
+        exchange_audience: str | None = None,
+        max_lifetime: int = 48 * 3600,
+    ) -> FederationRule:
+        """Trust JWTs of ``issuer`` (keys found by OIDC discovery) whose ``sub`` matches ``subject`` (a glob).
+
+        ``client_id``: the client they act as (a federated client assertion, the jwt-bearer grant);
+        ``audiences``: ``aud`` values accepted besides this server's issuer and token URL (Entra:
+        ``api://AzureADTokenExchange``); ``exchange_audience``: for token exchange without a client, the
+        ``audience`` parameter that selects this rule (Google: the pool provider's resource name).
+        See :mod:`devserver.federation`.
+        """
+        return self.federation.add(
+            FederationRule(issuer, subject, client_id, tuple(audiences), exchange_audience, max_lifetime)
+        )
+
+    def allow_impersonation(self, service_account: str, subject: str = "*") -> None:
+        """Tokens exchanged for subjects matching ``subject`` may ask for ``service_account``'s token (Google)."""
+        with self._lock:
+            self.impersonation[service_account] = subject
 
     def fail_next(
         self,
@@ -509,6 +553,38 @@ class LocalAuthorizationServer:
         with self._lock:
             return self._tokens.get(access_token), access_token in self._revoked
 
+    def issue_access_token(
+        self,
+        *,
+        sub: str,
+        client_id: str,
+        scope: str | None,
+        grant_type: str,
+        lifetime: int | None = None,
+        act: dict[str, Any] | None = None,
+        audiences: tuple[str, ...] = (),
+    ) -> IssuedToken:
+        """A new opaque access token the API accepts (token exchange, impersonation)."""
+        issued = IssuedToken(
+            access_token=secrets.token_urlsafe(32),
+            sub=sub,
+            client_id=client_id,
+            scope=scope,
+            grant_type=grant_type,
+            expires_at=self.now() + (lifetime if lifetime is not None else self.token_lifetime),
+            act=act,
+            audiences=audiences,
+        )
+        with self._lock:
+            self._tokens[issued.access_token] = issued
+        return issued
+
+    def sign_id_token(self, subject: str, audiences: list[str]) -> str:
+        """An ID token this server signs (a token exchange asked for one): not an access token."""
+        now = int(self.now())
+        payload = {"iss": self.issuer, "sub": subject, "aud": audiences, "iat": now, "exp": now + self.token_lifetime}
+        return self.user_token_key.sign(payload)
+
     def _generate_token(
         self,
         grant_type: str,
@@ -564,6 +640,7 @@ class LocalAuthorizationServer:
         app.register_blueprint(api.blueprint)
         app.before_request(faults.inject_failure)
         app.register_blueprint(token_endpoint.blueprint)
+        app.register_blueprint(exchange.blueprint)
         app.register_blueprint(records.blueprint)
         app.add_url_rule("/healthz", "healthz", _healthz, methods=["GET"])
         app.register_error_handler(404, _not_found)

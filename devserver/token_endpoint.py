@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
+from devserver.exchange import TOKEN_EXCHANGE_GRANT_TYPE
 from devserver.grants import ALLOWED_ALGORITHMS, CLIENT_AUTH_METHODS, JWT_BEARER_GRANT_TYPE
 from devserver.records import begin_token_request
 from devserver.web import local_server
@@ -26,7 +27,10 @@ def token() -> Response:
         if proxy_error is not None:
             record.update(status=502, error="injected_html_502")
             return proxy_error
-        received = [request.form.get(name) for name in ("assertion", "client_assertion", "client_secret")]
+        received = [
+            request.form.get(name)
+            for name in ("assertion", "client_assertion", "client_secret", "subject_token", "actor_token")
+        ]
         if server.keep_credentials:
             server.received_credentials.extend(value for value in received if value)
         response: Response = server.authlib.create_token_response()
@@ -51,7 +55,7 @@ def metadata() -> Response:
     return jsonify(
         issuer=local_server().issuer,
         token_endpoint=request.host_url.rstrip("/") + TOKEN_PATH,
-        grant_types_supported=[JWT_BEARER_GRANT_TYPE, "client_credentials"],
+        grant_types_supported=[JWT_BEARER_GRANT_TYPE, "client_credentials", TOKEN_EXCHANGE_GRANT_TYPE],
         token_endpoint_auth_methods_supported=CLIENT_AUTH_METHODS,
         token_endpoint_auth_signing_alg_values_supported=list(ALLOWED_ALGORITHMS),
     )

@@ -21,7 +21,7 @@ def test_cli_serves_until_sigterm(tmp_path: Path, keys: dict[str, SigningKey]) -
     with devserver_process(tmp_path, *cli_args, "--require-claim", "box_sub_type=enterprise,user") as devserver:
         token_url = devserver.token_url
         now = int(time.time())
-        claims = {"iss": "cli-client", "aud": token_url, "iat": now, "exp": now + 60}
+        claims = {"iss": "cli-client", "sub": "cli-client", "aud": token_url, "iat": now, "exp": now + 60}
 
         def post(extra: dict[str, Any]) -> requests.Response:
             token = jwt.encode(
