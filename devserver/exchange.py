@@ -28,8 +28,8 @@ import re
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from authlib.oauth2.rfc6749 import BaseGrant, InvalidRequestError, TokenEndpointMixin
 from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749 import BaseGrant, InvalidRequestError, TokenEndpointMixin
 from authlib.oauth2.rfc6749.errors import InvalidClientError
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from flask import Blueprint, Response, jsonify, request

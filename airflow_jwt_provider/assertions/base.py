@@ -19,7 +19,7 @@ from airflow_jwt_provider.common.registry import RegistrationError
 from airflow_jwt_provider.connection.settings import HttpSettings
 from airflow_jwt_provider.connection.source_settings import SOURCES, SourceRegistration, SourceSettings
 from airflow_jwt_provider.connection.token_parameters import TokenParameters
-from airflow_jwt_provider.exceptions import JwtBearerConfigError
+from airflow_jwt_provider.exceptions import AssertionSourceError, JwtBearerConfigError
 
 #: A platform's JWT is asked for again when less than this share of its life is left (or a minute).
 REFRESH_RATIO = 0.2
@@ -120,15 +120,22 @@ class PlatformSource:
         """Whether the JWT last fetched may be sent again (default: not yet near its expiry)."""
         return time.time() < self._refresh_at
 
+    def _latest(self) -> ExternalJwt:
+        """The JWT last fetched, fetched again when it is no longer good (unchecked: see :meth:`current`)."""
+        jwt = self._jwt
+        if jwt is None or not self.still_good(jwt):
+            jwt = self._jwt = self.fetch()
+            left = jwt.seconds_left()
+            margin = max(MIN_REFRESH_SECONDS, (left or 0) * REFRESH_RATIO)
+            self._refresh_at = time.time() + (left - margin if left is not None else 3600.0)
+        return jwt
+
     def current(self) -> ExternalJwt:
+        """The JWT to send now, refused when it must not be sent (checked on every use: a JWT that was fine a
+        minute ago may have expired since)."""
         with self._lock:
-            jwt = self._jwt
-            if jwt is None or not self.still_good(jwt):
-                jwt = self._jwt = self.fetch()
-                left = jwt.seconds_left()
-                margin = max(MIN_REFRESH_SECONDS, (left or 0) * REFRESH_RATIO)
-                self._refresh_at = time.time() + (left - margin if left is not None else 3600.0)
-            self.check(jwt)  # on every use: a JWT that was fine a minute ago may have expired since
+            jwt = self._latest()
+            self.check(jwt)
             return jwt
 
     def assertion(self, params: TokenParameters) -> str:
@@ -142,4 +149,14 @@ class PlatformSource:
         return self.current().compact
 
     def identity(self) -> str:
-        return f"{self.name}:{self.current().identity}"
+        """Who the JWT names, for the token cache key: the expiry is not checked here, nor is a read failure fatal
+        once a JWT was read. A cached access token outlives the JWT it was fetched with (a CI token of ten
+        minutes, an hour's access token); only a request for a new one needs a JWT that may be sent."""
+        with self._lock:
+            try:
+                jwt = self._latest()
+            except AssertionSourceError:
+                if self._jwt is None:
+                    raise
+                jwt = self._jwt  # the file went away, the platform is down: the identity has not changed
+            return f"{self.name}:{jwt.identity}"

@@ -59,6 +59,8 @@ class TokenRequest:
     :param requested_token_type: RFC 8693: the answer's ``issued_token_type`` must be this type.
     :param exchange: the answer follows RFC 8693 §2.2.1 (``issued_token_type`` required, ``token_type``
         ``N_A`` for a token that is not an access token).
+    :param platform_jwt: what made the JWT when the platform did (``None``: the connection's key), so
+        that a refusal points at the federation, not at a key and a certificate the connection has not.
     """
 
     grant_type: GrantType
@@ -67,6 +69,7 @@ class TokenRequest:
     params: Mapping[str, str | list[str]] = field(default_factory=dict)
     requested_token_type: str | None = None
     exchange: bool = False
+    platform_jwt: str | None = None
 
 
 class _TransientError(TokenEndpointError):
@@ -183,7 +186,7 @@ class TokenClient:
                 status=status,
             )
         if response.status_code != 200 or "error" in body:
-            raise self._error(response, body, sent)
+            raise self._error(response, body, sent, request)
         return self._token(response, body, request)
 
     def _token(self, response: requests.Response, body: dict[str, Any], request: TokenRequest) -> AccessToken:
@@ -261,7 +264,9 @@ class TokenClient:
             return None
         return timedelta(seconds=seconds)
 
-    def _error(self, response: requests.Response, body: dict[str, Any], sent: Mapping[str, str]) -> TokenEndpointError:
+    def _error(
+        self, response: requests.Response, body: dict[str, Any], sent: Mapping[str, str], request: TokenRequest
+    ) -> TokenEndpointError:
         # What the server says is data: it may repeat what it was sent (a secret, the assertion).
         known = (
             sent.get("assertion"),
@@ -282,7 +287,7 @@ class TokenClient:
         error = field("error", 100) or "unknown_error"
         description = field("error_description", 500)
         error_uri = field("error_uri", 300)
-        hint = self._hint(error, description, response)
+        hint = self._hint(error, description, response, request)
         message = f"The token endpoint {self.token_url} refused the request: HTTP {response.status_code} {error}"
         if description:
             message += f": {description.rstrip('.')}"
@@ -297,8 +302,27 @@ class TokenClient:
             hint=hint,
         )
 
-    def _hint(self, error: str, description: str | None, response: requests.Response) -> str | None:
+    def _hint(
+        self, error: str, description: str | None, response: requests.Response, request: TokenRequest
+    ) -> str | None:
         text = (description or "").lower()
+        platform = request.platform_jwt
+        federated_client = platform is not None and request.grant_type is GrantType.CLIENT_CREDENTIALS
+        if error == "invalid_client" and federated_client:
+            return (
+                f"The client assertion is the JWT of {platform}: check the client id (Login) and that the app's "
+                "federated credential names that JWT's issuer, subject and audience (airflow jwt-bearer check shows "
+                "them); a server that accepts each client assertion once refuses a platform's JWT sent again"
+            )
+        if error in ("invalid_grant", "invalid_request") and platform is not None and not federated_client:
+            what = "subject_token" if request.exchange else "assertion"
+            return (
+                f"The {what} is the JWT of {platform}: check that the server trusts its issuer and subject, and "
+                "that it was made for the audience the server expects (airflow jwt-bearer check shows its iss, sub "
+                "and aud)"
+            )
+        if error == "invalid_target":
+            return "Check exchange_audience and exchange_resource: the server knows no such target"
         if error == "invalid_client":
             return (
                 "Check the client id (Login) and the client secret (Password), and client_auth: "

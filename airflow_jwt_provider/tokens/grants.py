@@ -44,6 +44,11 @@ def _form(settings: JwtBearerSettings) -> dict[str, str | list[str]]:
     return dict(settings.auth_params)
 
 
+def _platform(settings: JwtBearerSettings, source: AssertionSource) -> str | None:
+    """What made the JWT when the platform did (for the advice on a refusal)."""
+    return source.describe() if settings.keyless else None
+
+
 class JwtBearer:
     def request(
         self,
@@ -59,6 +64,7 @@ class JwtBearer:
             credentials=lambda: {"assertion": source.assertion(params)},
             scope=scope,
             params=_form(settings),
+            platform_jwt=_platform(settings, source),
         )
 
 
@@ -70,7 +76,12 @@ class ClientCredentials:
         actor: AssertionSource | None,
         params: TokenParameters,
     ) -> TokenRequest:
-        return TokenRequest(GrantType.CLIENT_CREDENTIALS, scope=_scope(settings, params), params=_form(settings))
+        return TokenRequest(
+            GrantType.CLIENT_CREDENTIALS,
+            scope=_scope(settings, params),
+            params=_form(settings),
+            platform_jwt=_platform(settings, source),
+        )
 
 
 class TokenExchange:
@@ -107,6 +118,7 @@ class TokenExchange:
             params=fields,
             requested_token_type=exchange.requested_token_type,
             exchange=True,
+            platform_jwt=_platform(settings, source),
         )
 
 

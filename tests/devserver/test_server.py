@@ -85,7 +85,14 @@ def test_key_from_a_keytool_keystore(server: LocalAuthorizationServer, p12_store
         "from-p12", **load_client_key_material(keystore=str(p12_store.path), keystore_password="changeit")
     )
     now = int(time.time())
-    claims = {"iss": "from-p12", "sub": "from-p12", "aud": server.token_url, "iat": now, "exp": now + 60, "jti": str(uuid.uuid4())}
+    claims = {
+        "iss": "from-p12",
+        "sub": "from-p12",
+        "aud": server.token_url,
+        "iat": now,
+        "exp": now + 60,
+        "jti": str(uuid.uuid4()),
+    }
     token = jwt.encode(claims, private_key, algorithm="RS256")  # type: ignore[arg-type]
     assert grant(server, token).status_code == 200
 
