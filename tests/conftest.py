@@ -34,6 +34,7 @@ os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
 
 from devserver import hsm, kms  # noqa: E402 (after the environment is set)
 from devserver import keystores as ks  # noqa: E402
+from devserver.platform import LocalPlatform  # noqa: E402
 from devserver.server import LocalAuthorizationServer  # noqa: E402
 
 if TYPE_CHECKING:
@@ -137,7 +138,23 @@ def auth_server(auth_server_session: LocalAuthorizationServer) -> Iterator[Local
     TOKEN_CACHE.invalidate()
     yield auth_server_session
     auth_server_session.reset()
+    auth_server_session.federation.clear()  # trust is per test: a rule left behind would admit the next test's JWT
+    auth_server_session.impersonation.clear()
     TOKEN_CACHE.invalidate()
+
+
+@pytest.fixture(scope="session")
+def platform_session() -> Iterator[LocalPlatform]:
+    with LocalPlatform() as platform:
+        yield platform
+
+
+@pytest.fixture
+def platform(platform_session: LocalPlatform) -> Iterator[LocalPlatform]:
+    """A workload platform on loopback (OIDC issuer, token files, GitHub, GCP metadata, AWS STS), records cleared."""
+    platform_session.reset()
+    yield platform_session
+    platform_session.reset()
 
 
 def register(server: LocalAuthorizationServer, store: ks.Keystore, client_id: str = CLIENT_ID, **kwargs: Any) -> None:

@@ -11,13 +11,20 @@ path are expanded when the file is read (on the worker, not where the connection
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from airflow_jwt_provider.assertions.base import PlatformSource, SourceContext
 from airflow_jwt_provider.assertions.jwt import ExternalJwt
 from airflow_jwt_provider.connection.extras import ExtraReader
 from airflow_jwt_provider.exceptions import AssertionSourceError
+
+#: Pauses between reads of a file that is missing (the kubelet's swap lasts microseconds).
+_SWAP_RETRY_DELAYS = (0.01, 0.05, 0.2)
+_T = TypeVar("_T")
 
 _ROTATION_ADVICE = (
     ": the platform did not replace it. Check that the token is projected with an expiration the kubelet "
@@ -44,6 +51,21 @@ class FileSettings:
         return f"{self.prefix}_source file: the JWT in {self.path!r}{audience}"
 
 
+class _Vanished(AssertionSourceError):
+    """The file is not there: for good, or for the instant of the kubelet's swap."""
+
+
+def _during_a_swap(read: Callable[[], _T]) -> _T:
+    """``read()``, tried again briefly when the file is missing: the kubelet renames the new token directory into
+    place and deletes the old one at once (``atomic_writer.go``), so a reader can meet no file for an instant."""
+    for delay in _SWAP_RETRY_DELAYS:
+        try:
+            return read()
+        except _Vanished:
+            time.sleep(delay)
+    return read()
+
+
 class FileAssertions(PlatformSource):
     def __init__(self, settings: FileSettings, context: SourceContext) -> None:
         super().__init__(context, "file")
@@ -65,15 +87,18 @@ class FileAssertions(PlatformSource):
             )
         return Path(expanded)
 
+    def _missing(self) -> _Vanished:
+        return _Vanished(
+            f"{self.describe()} does not exist on this machine; the token must be mounted on every worker and "
+            "the triggerer (a projected service-account token volume, or the path the platform names)",
+            field=self.context.setting("file"),
+        )
+
     def _stat_of(self, path: Path) -> tuple[int, int, int]:
         try:
             stat = path.stat()
         except FileNotFoundError:
-            raise AssertionSourceError(
-                f"{self.describe()} does not exist on this machine; the token must be mounted on every worker and "
-                "the triggerer (a projected service-account token volume, or the path the platform names)",
-                field=self.context.setting("file"),
-            ) from None
+            raise self._missing() from None
         except OSError as exc:
             raise AssertionSourceError(
                 f"{self.describe()} cannot be read ({exc.strerror})", field=self.context.setting("file")
@@ -81,13 +106,18 @@ class FileAssertions(PlatformSource):
         return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
     def still_good(self, jwt: ExternalJwt) -> bool:
-        return self._stat == self._stat_of(self._path())
+        return self._stat == _during_a_swap(lambda: self._stat_of(self._path()))
 
     def fetch(self) -> ExternalJwt:
+        return _during_a_swap(self._read)
+
+    def _read(self) -> ExternalJwt:
         path = self._path()
         stat = self._stat_of(path)
         try:
             text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise self._missing() from None
         except (OSError, UnicodeDecodeError) as exc:
             problem = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
             raise AssertionSourceError(
