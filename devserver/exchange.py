@@ -113,7 +113,7 @@ class TokenExchangeGrant(BaseGrant, TokenEndpointMixin):
             raise _request_error(f"Unsupported requested_token_type {requested}.")
         self._subject, self._act, self._requested = subject, act, requested
         self._client_id = client.client_id if client else (rule_client or "federated")
-        note_token_request(client_id=self._client_id, requested_token_type=requested, act=act)
+        note_token_request(client_id=client.client_id if client else None, requested_token_type=requested, act=act)
 
     def _client(self) -> RegisteredClient | None:
         """The authenticated client, or ``None`` when the request carries no client credentials at all."""

@@ -94,6 +94,8 @@ class RegisteredClient(ClientMixin):
     max_assertion_lifetime: int = 300
     #: Assertions may leave ``sub`` out (Google service accounts); RFC 7523 §3 requires it otherwise.
     subject_optional: bool = False
+    #: Authenticates with a platform JWT its federated credentials admit (see ``trust_issuer``).
+    federated: bool = False
 
     def get_client_id(self) -> str:
         return self.client_id
@@ -116,7 +118,7 @@ class RegisteredClient(ClientMixin):
         if method in ("client_secret_basic", "client_secret_post"):
             return self.client_secret is not None
         if method in ("private_key_jwt", "client_assertion_jwt"):
-            return self.public_key is not None
+            return self.public_key is not None or self.federated
         return False
 
     def check_response_type(self, response_type: str) -> bool:
@@ -377,6 +379,7 @@ class LocalAuthorizationServer:
             extra_audiences=tuple(extra_audiences),
             max_assertion_lifetime=max_assertion_lifetime,
             subject_optional=subject_optional,
+            federated=federated,
         )
         with self._lock:
             self.clients[client_id] = client

@@ -137,6 +137,8 @@ class JwtBearerCredentials:
             if settings.token_cache.shared
             else None
         )
+        if self.shared is not None and signer is None:
+            self.token_cache_secret()  # costs nothing without a key: a missing sealing secret is said now
         install_log_redaction()  # once per process: per-call credentials never reach a log line
 
     @classmethod
