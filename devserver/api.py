@@ -113,6 +113,8 @@ def protected(view: Callable[..., Any]) -> Callable[..., Any]:
 @blueprint.get("/whoami")
 @protected
 def whoami(issued: IssuedToken) -> Response:
+    if issued.act is not None:  # a token exchanged with an actor token (RFC 8693 §4.1)
+        return jsonify(sub=issued.sub, client_id=issued.client_id, scope=issued.scope, act=issued.act)
     return jsonify(sub=issued.sub, client_id=issued.client_id, scope=issued.scope)
 
 
