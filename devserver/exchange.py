@@ -92,7 +92,9 @@ class TokenExchangeGrant(BaseGrant, TokenEndpointMixin):
             assertion_claims=_public(subject), assertion_verified=True, exchange_audiences=audiences or None
         )
         if client is None and rule_client is not False:
-            raise InvalidClientError(description="Client authentication is required for this subject token.")
+            raise InvalidClientError(
+                description="Client authentication is required for this subject token.", status_code=401
+            )
         act = None
         actor_token = form.get("actor_token")
         if actor_token:
@@ -155,11 +157,10 @@ class TokenExchangeGrant(BaseGrant, TokenEndpointMixin):
             client_id=client.client_id if client else None,
             exchange_audience=exchange_audience,
             require_rule=require_rule,
+            target_error=lambda text: InvalidTargetError(description=_safe(text)),
         )
         if rule is None:
             return verified, None
-        if exchange_audience is not None and rule.exchange_audience not in (None, exchange_audience):
-            raise InvalidTargetError(description=_safe(f"No provider is named {exchange_audience}."))
         return verified, rule.client_id if rule.client_id else False
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:

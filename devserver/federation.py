@@ -99,8 +99,13 @@ class TrustedIssuers:
         client_id: str | None = None,
         exchange_audience: str | None = None,
         require_rule: bool = True,
+        target_error: ErrorFactory | None = None,
     ) -> tuple[dict[str, Any], FederationRule | None]:
-        """The verified claims of ``token`` and the rule that admits them (signature, iss, aud, exp, sub, rule)."""
+        """The verified claims of ``token`` and the rule that admits them (signature, iss, aud, exp, sub, rule).
+
+        ``target_error`` makes the error when rules admit the JWT but none for ``exchange_audience`` (RFC 8693
+        ``invalid_target``).
+        """
         header, claims = _peek(token, error)
         issuer = claims.get("iss")
         if not self.trusts(issuer):
@@ -115,16 +120,23 @@ class TrustedIssuers:
             raise error(f"Invalid JWT: {exc}") from None
         if not isinstance(verified.get("sub"), str) or not verified["sub"]:
             raise error("Missing claim: 'sub'")
-        candidates = [
-            rule
-            for rule in self.rules
-            if rule.matches(verified)
-            and (client_id is None or rule.client_id in (None, client_id))
-            and (exchange_audience is None or rule.exchange_audience in (None, exchange_audience))
+        admitted = [
+            r for r in self.rules if r.matches(verified) and (client_id is None or r.client_id in (None, client_id))
         ]
+        if not admitted and require_rule:
+            who = f" for client {client_id!r}" if client_id else ""
+            raise error(f"No federated credential of this server admits sub {verified['sub']!r} of {issuer}{who}.")
+        candidates = [
+            r for r in admitted if exchange_audience is None or r.exchange_audience in (None, exchange_audience)
+        ]
+        if admitted and not candidates:
+            raise (target_error or error)(f"No workload identity provider of this server is {exchange_audience}.")
         accepted = set(audiences)
         for rule in candidates:
             accepted.update(rule.audiences)
+            if rule.exchange_audience and rule.exchange_audience.startswith("//"):
+                # Google's default allowed audience: the provider's resource name as an https URL
+                accepted.add("https:" + rule.exchange_audience)
         registry = jwt.JWTClaimsRegistry(
             now=lambda: int(now),
             leeway=leeway,
@@ -137,9 +149,6 @@ class TrustedIssuers:
         except JoseError as exc:
             raise error(exc.description or exc.error) from None
         if not candidates:
-            if require_rule:
-                who = f" for client {client_id!r}" if client_id else ""
-                raise error(f"No federated credential of this server admits sub {verified['sub']!r} of {issuer}{who}.")
             return verified, None
         rule = candidates[0]
         iat = verified.get("iat")
@@ -153,10 +162,10 @@ class TrustedIssuers:
             known = state.keys is not None and (
                 kid is None or any(key.kid == kid for key in state.keys.keys)  # type: ignore[union-attr]
             )
-            if not known and (state.keys is None or time.monotonic() - state.fetched_at >= REFETCH_INTERVAL):
-                state.keys = self._fetch(issuer, error)
-                state.fetched_at = time.monotonic()
+            if not known and (state.fetches == 0 or time.monotonic() - state.fetched_at >= REFETCH_INTERVAL):
+                state.fetched_at = time.monotonic()  # a failed fetch waits its interval too
                 state.fetches += 1
+                state.keys = self._fetch(issuer, error)
             if state.keys is None:
                 raise error(f"The keys of {issuer} are not known.")
             return state.keys

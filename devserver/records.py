@@ -14,6 +14,11 @@ process (``python -m devserver``), whose lists a test cannot read directly:
 ``POST /_devserver/reset``
     :meth:`~devserver.server.LocalAuthorizationServer.reset` (records, knobs, injected
     failures, revocations; clients and tokens are kept).
+``POST /_devserver/revoke``
+    :meth:`~devserver.server.LocalAuthorizationServer.revoke_all_tokens`.
+``POST /_devserver/trust-issuer``
+    :meth:`~devserver.server.LocalAuthorizationServer.trust_issuer` with the JSON body's ``issuer``,
+    ``subject``, ``client_id`` and ``audiences`` (a workload platform the test started).
 
 It answers requests from a loopback address only (403 otherwise): a server bound to
 ``0.0.0.0`` in a container does not show its records to the network.
@@ -113,3 +118,23 @@ def api_requests() -> Response:
 def reset() -> Response:
     local_server().reset()
     return jsonify(reset=True)
+
+
+@blueprint.post("/revoke")
+def revoke() -> Response:
+    local_server().revoke_all_tokens()
+    return jsonify(revoked=True)
+
+
+@blueprint.post("/trust-issuer")
+def trust_issuer() -> Response | tuple[Response, int]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("issuer"), str):
+        return json_error("invalid_request", "a JSON object with issuer (and subject, client_id, audiences)", 400)
+    rule = local_server().trust_issuer(
+        body["issuer"],
+        subject=str(body.get("subject") or "*"),
+        client_id=body.get("client_id"),
+        audiences=tuple(body.get("audiences") or ()),
+    )
+    return jsonify(issuer=rule.issuer, subject=rule.subject, client_id=rule.client_id)

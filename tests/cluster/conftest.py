@@ -10,8 +10,8 @@ endpoints) or ``in-process`` (the devserver in the pytest process: records read 
 issued access tokens known, so the log scan looks for them too).
 
 A test module sets ``CONNECTION_EXTRA`` (a dict) to add keys to the extra of the compose file's
-``jwt_bearer_default`` connection, and ``EXTRA_CONNECTIONS`` (connection id → extra keys) to define
-more connections like it.
+``jwt_bearer_default`` connection, ``EXTRA_CONNECTIONS`` (connection id → extra keys) to define
+more connections like it, and ``EXTRA_ENV`` to add to the environment of every Airflow service.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
         extra_dags=sorted(DAGS.glob("*.py")),
         connection_extra=getattr(request.module, "CONNECTION_EXTRA", {}),
         extra_connections=getattr(request.module, "EXTRA_CONNECTIONS", {}),
+        extra_env=getattr(request.module, "EXTRA_ENV", {}),
         authserver_mode=AUTHSERVER_MODE,
     )
     started = time.monotonic()

@@ -201,6 +201,10 @@ class AuthServer(Protocol):
 
     def reset(self) -> None: ...
 
+    def revoke_all_tokens(self) -> None: ...
+
+    def trust_issuer(self, issuer: str, subject: str, client_id: str) -> None: ...
+
     def stop(self) -> None: ...
 
 
@@ -243,6 +247,12 @@ class InProcessAuthServer:
     def reset(self) -> None:
         self.server.reset()
 
+    def revoke_all_tokens(self) -> None:
+        self.server.revoke_all_tokens()
+
+    def trust_issuer(self, issuer: str, subject: str, client_id: str) -> None:
+        self.server.trust_issuer(issuer, subject=subject, client_id=client_id)
+
     def stop(self) -> None:
         self.server.stop()
 
@@ -278,6 +288,15 @@ class ProcessAuthServer:
         """Forget the records (``POST /_devserver/reset``), e.g. between two DAG runs."""
         requests.post(f"{self.url}/_devserver/reset", timeout=10).raise_for_status()
 
+    def revoke_all_tokens(self) -> None:
+        """Every token issued so far is refused from now on (``POST /_devserver/revoke``)."""
+        requests.post(f"{self.url}/_devserver/revoke", timeout=10).raise_for_status()
+
+    def trust_issuer(self, issuer: str, subject: str, client_id: str) -> None:
+        """Trust a workload platform's JWTs for ``client_id`` (``POST /_devserver/trust-issuer``)."""
+        body = {"issuer": issuer, "subject": subject, "client_id": client_id}
+        requests.post(f"{self.url}/_devserver/trust-issuer", json=body, timeout=10).raise_for_status()
+
     def stop(self) -> None:  # the component is stopped with the others
         pass
 
@@ -294,7 +313,9 @@ class Cluster:
     ``extra_dags``: DAG files linked into the dags folder next to the repository's ``dags/``.
     ``connection_extra``: keys merged into the extra of ``AIRFLOW_CONN_JWT_BEARER_DEFAULT``.
     ``extra_connections``: more connections, by id: copies of that connection with these keys merged
-    into their extra (``{"jwt_bearer_memory": {"token_cache": "memory"}}``), set on every service.
+    into their extra (``{"jwt_bearer_memory": {"token_cache": "memory"}}``; ``None`` removes a key),
+    set on every service.
+    ``extra_env``: more environment of every Airflow service (a deployment's secrets, ``[jwt_bearer]``).
     ``authserver_mode``: ``"in-process"`` or ``"process"`` (see the two classes above).
     """
 
@@ -302,6 +323,7 @@ class Cluster:
     extra_dags: list[Path] = field(default_factory=list)
     connection_extra: Mapping[str, Any] = field(default_factory=dict)
     extra_connections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    extra_env: Mapping[str, str] = field(default_factory=dict)
     workers: int = 2
     authserver_mode: str = "process"
     startup_timeout: float = 240.0
@@ -372,6 +394,7 @@ class Cluster:
         env["AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT"] = str(self.ports["scheduler-health"])
         env["AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT"] = str(self.ports["triggerer-logs"])
         env.update(TUNING)
+        env.update(self.extra_env)
         return env
 
     def _with_extra(self, connection_json: str, extra: Mapping[str, Any]) -> str:
@@ -383,7 +406,8 @@ class Cluster:
             key: self.localize(value, f"connection extra {key}") if isinstance(value, str) else value
             for key, value in extra.items()
         }
-        connection["extra"] = {**connection.get("extra", {}), **added}
+        merged = {**connection.get("extra", {}), **added}
+        connection["extra"] = {key: value for key, value in merged.items() if value is not None}
         return json.dumps(connection)
 
     def service_argv(self, service: str) -> list[str]:

@@ -4,35 +4,84 @@ Everything goes through what a user has: the DAGs are unpaused and triggered thr
 task states, XComs and task logs are read back through it, and the authorization server counts
 the token requests it received from all the processes of the stack.
 
-Two runs on one stack, one after the other, of the same DAG shape through two connections: the
+Three runs on one stack, one after the other, of the same DAG shape through three connections: the
 compose file's ``jwt_bearer_default``, whose tokens the whole stack shares through the Celery
 broker's Redis (``[jwt_bearer] token_cache = redis`` in the compose environment): one token
-request for the run; and ``jwt_bearer_memory``, the same connection with ``token_cache: memory``:
-a token per task process, the number recorded.
+request for the run; ``jwt_bearer_memory``, the same connection with ``token_cache: memory``:
+a token per task process, the number recorded; and ``jwt_bearer_keyless``, without a key: its JWT is
+a Kubernetes-shaped projected token file of a workload platform on loopback (``devserver.platform``),
+which the authserver trusts by OIDC discovery. In the middle of that run the platform rotates the
+file and the authserver revokes every token: the processes of the stack fetch the next token with
+the new file's JWT, sealed in the shared Redis with ``[jwt_bearer] token_cache_secret``.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+import secrets
+import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
-from tests.cluster.dags.jwt_cluster import DAG_ID, DEFERRED_JOBS, MAPPED_CALLS, MEMORY_CONN_ID, MEMORY_DAG_ID
+from devserver.platform import LocalPlatform, ProjectedToken
+from tests.cluster.dags.jwt_cluster import (
+    DAG_ID,
+    DEFERRED_JOBS,
+    KEYLESS_CONN_ID,
+    KEYLESS_DAG_ID,
+    MAPPED_CALLS,
+    MEMORY_CONN_ID,
+    MEMORY_DAG_ID,
+)
 from tests.cluster.harness import CONN_VAR, IMAGE_AIRFLOW_HOME, Cluster, ClusterError
 from tests.e2e.conftest import JWT_PATTERN
 
 pytestmark = pytest.mark.cluster
 
-#: The runs of this module, in order: the token cache of the connection → the DAG that uses it.
-RUNS = {"redis": DAG_ID, "memory": MEMORY_DAG_ID}
-#: The connection of the memory run: the compose file's, with the stack-wide token cache overridden.
-EXTRA_CONNECTIONS: dict[str, dict[str, Any]] = {MEMORY_CONN_ID: {"token_cache": "memory"}}
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of the module: its DAG, the subject its calls carry, and whether the token file is rotated midway."""
+
+    dag_id: str
+    subject: str
+    rotated: bool = False
+
+
+#: The keyless connection's identity on the platform, and where the platform writes its token.
+SERVICE_ACCOUNT = "system:serviceaccount:airflow:worker"
+KEYLESS_TOKEN = Path(tempfile.mkdtemp(prefix="jwt-cluster-keyless-")) / "token" / "token"
+#: The runs of this module, in order, by the name of the connection's token cache (or kind).
+RUNS = {
+    "redis": RunSpec(DAG_ID, "demo-user"),
+    "memory": RunSpec(MEMORY_DAG_ID, "demo-user"),
+    "keyless": RunSpec(KEYLESS_DAG_ID, SERVICE_ACCOUNT, rotated=True),
+}
+#: The memory run's connection: the compose file's, with the stack-wide token cache overridden; the keyless
+#: run's: the compose file's without its key, the JWT from the projected token file.
+EXTRA_CONNECTIONS: dict[str, dict[str, Any]] = {
+    MEMORY_CONN_ID: {"token_cache": "memory"},
+    KEYLESS_CONN_ID: {
+        "assertion_source": "file",
+        "assertion_file": str(KEYLESS_TOKEN),
+        "key_file": None,
+        "keystore_password": None,
+        "subject": None,
+    },
+}
+#: What seals the keyless connection's tokens in the shared Redis (it has no key, nor a client secret).
+EXTRA_ENV = {"AIRFLOW__JWT_BEARER__TOKEN_CACHE_SECRET": secrets.token_urlsafe(32)}
+#: The whoami calls that succeed before the keyless run's rotation.
+ROTATE_AFTER_CALLS = 10
 RUN_TIMEOUT = 420.0
 PARSE_TIMEOUT = 120.0
 DEFERRED_TASKS = ("items_deferred", "jobs_deferred")
@@ -48,6 +97,8 @@ def expected_token_requests(token_cache: str) -> tuple[int, int | None]:
     """
     if token_cache in ("redis", "file"):
         return 1, 1
+    if token_cache == "keyless":  # shared through Redis too; every token revoked once: a second one, rarely a third
+        return 2, 3
     return 1, None
 
 
@@ -63,6 +114,8 @@ class FinishedRun:
     task_instances: list[dict[str, Any]]
     #: ``token_requests`` and ``api_requests`` of the authserver, or why they could not be read.
     records: dict[str, list[dict[str, Any]]] | ClusterError
+    #: What ``midway`` returned (the keyless run: the ``jti`` of the projected token before and after).
+    midway: dict[str, Any] = field(default_factory=dict)
 
     def of(self, task_id: str) -> list[dict[str, Any]]:
         return [ti for ti in self.task_instances if ti["task_id"] == task_id]
@@ -116,19 +169,33 @@ def _wait_for_dag(cluster: Cluster, dag_id: str = DAG_ID) -> None:
         time.sleep(1)
 
 
-def run_dag(cluster: Cluster, token_cache: str, dag_id: str) -> FinishedRun:
-    """Unpause and trigger the DAG through the REST API, wait for its run to end, read the authserver's records."""
+def run_dag(
+    cluster: Cluster, token_cache: str, dag_id: str, midway: Callable[[], dict[str, Any]] | None = None
+) -> FinishedRun:
+    """Unpause and trigger the DAG through the REST API, wait for its run to end, read the authserver's records.
+
+    ``midway`` is called once, when :data:`ROTATE_AFTER_CALLS` whoami calls have succeeded.
+    """
     assert cluster.authserver is not None
     _wait_for_dag(cluster, dag_id)
     cluster.authserver.reset()  # the records of this run only
     cluster.api("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
     started = time.monotonic()
     run_id = cluster.api("POST", f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None})["dag_run_id"]
+    midway_result: dict[str, Any] = {}
     while (state := cluster.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"]) not in {
         "success",
         "failed",
     }:
         cluster.check_alive()
+        if midway is not None and not midway_result:
+            done = [
+                ti
+                for ti in _task_instances(cluster, dag_id, run_id)
+                if ti["task_id"] == "whoami" and ti["state"] == "success"
+            ]
+            if len(done) >= ROTATE_AFTER_CALLS:
+                midway_result = midway()
         if time.monotonic() - started > RUN_TIMEOUT:
             counts = _state_counts(_task_instances(cluster, dag_id, run_id))
             pytest.fail(
@@ -148,13 +215,48 @@ def run_dag(cluster: Cluster, token_cache: str, dag_id: str) -> FinishedRun:
     except ClusterError as exc:
         records = exc
     task_instances = _task_instances(cluster, dag_id, run_id)
-    return FinishedRun(token_cache, dag_id, run_id, state, seconds, task_instances, records)
+    return FinishedRun(token_cache, dag_id, run_id, state, seconds, task_instances, records, midway_result)
+
+
+def _jti(compact: str) -> str:
+    payload = compact.split(".")[1]
+    return str(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["jti"])
 
 
 @pytest.fixture(scope="module")
-def finished_runs(cluster: Cluster) -> dict[str, FinishedRun]:
+def projected_token(cluster: Cluster) -> Iterator[ProjectedToken]:
+    """The keyless connection's token file, written by a platform the authserver trusts for the demo client."""
+    assert cluster.authserver is not None
+    with LocalPlatform() as platform:
+        namespace, name = SERVICE_ACCOUNT.split(":")[2:]
+        projected = platform.project_service_account(
+            KEYLESS_TOKEN,
+            cluster.authserver.url,
+            namespace=namespace,
+            service_account=name,
+            keep_previous_data=False,  # the kubelet's way: the old token directory goes at once
+        )
+        cluster.authserver.trust_issuer(platform.url, SERVICE_ACCOUNT, "demo-client")
+        yield projected
+        projected.stop()
+
+
+@pytest.fixture(scope="module")
+def finished_runs(cluster: Cluster, projected_token: ProjectedToken) -> dict[str, FinishedRun]:
     """Every run of :data:`RUNS`, one after the other on the one stack."""
-    return {token_cache: run_dag(cluster, token_cache, dag_id) for token_cache, dag_id in RUNS.items()}
+    assert cluster.authserver is not None
+    authserver = cluster.authserver
+
+    def rotate_and_revoke() -> dict[str, Any]:
+        before = _jti(projected_token.token)
+        after = _jti(projected_token.rotate())
+        authserver.revoke_all_tokens()  # every process's cached token is refused from now on
+        return {"before": before, "after": after}
+
+    return {
+        name: run_dag(cluster, name, spec.dag_id, rotate_and_revoke if spec.rotated else None)
+        for name, spec in RUNS.items()
+    }
 
 
 @pytest.fixture(scope="module", params=list(RUNS))
@@ -176,8 +278,8 @@ def _log_events(cluster: Cluster, run: FinishedRun, ti: dict[str, Any]) -> list[
 
 def test_the_repository_dags_import_without_errors(cluster: Cluster) -> None:
     """The compose stack mounts dags/: every file parses in the dag-processor with the compose settings."""
-    for dag_id in RUNS.values():
-        _wait_for_dag(cluster, dag_id)
+    for spec in RUNS.values():
+        _wait_for_dag(cluster, spec.dag_id)
     errors = cluster.api("GET", "/api/v2/importErrors")
     assert errors["total_entries"] == 0, errors["import_errors"]
 
@@ -213,18 +315,40 @@ def test_every_task_instance_succeeded(cluster: Cluster, finished_run: FinishedR
 
 def test_every_mapped_call_saw_the_connection_subject(cluster: Cluster, finished_run: FinishedRun) -> None:
     summary = _xcom(cluster, finished_run, "subjects")
-    assert summary == {"calls": MAPPED_CALLS, "subjects": ["demo-user"], "clients": ["demo-client"]}
+    subject = RUNS[finished_run.token_cache].subject
+    assert summary == {"calls": MAPPED_CALLS, "subjects": [subject], "clients": ["demo-client"]}
 
 
 def test_the_api_saw_only_authenticated_calls(finished_run: FinishedRun) -> None:
-    """Every token request was granted and every API call carried a valid token of the subject."""
+    """Every token request was granted and every API call carried a valid token of the subject.
+
+    In the keyless run, the calls in flight when every token was revoked were refused (401) and sent
+    again with a new token: a refused call is one of those.
+    """
     refused = [
         (r["status"], r["error"], r["error_description"]) for r in finished_run.token_requests if not r["success"]
     ]
     assert not refused, f"refused token requests: {refused[:10]}"
+    spec = RUNS[finished_run.token_cache]
     calls = Counter((r["path"], r["status"], r["subject"]) for r in finished_run.api_requests)
-    assert all(status == 200 and subject == "demo-user" for _, status, subject in calls), calls
-    assert calls[("/api/whoami", 200, "demo-user")] == MAPPED_CALLS
+    allowed = {(200, spec.subject)} | ({(401, None)} if spec.rotated else set())
+    assert all((status, subject) in allowed for _, status, subject in calls), calls
+    assert calls[("/api/whoami", 200, spec.subject)] == MAPPED_CALLS
+
+
+def test_the_keyless_run_fetched_its_next_token_with_the_rotated_file(finished_runs: dict[str, FinishedRun]) -> None:
+    """Before the rotation, tokens came with the first projected token; after it, with the new one; none expired."""
+    run = finished_runs["keyless"]
+    jtis = run.midway
+    assert jtis, f"the run ended before {ROTATE_AFTER_CALLS} whoami calls succeeded: the rotation never happened"
+    sent = [r["assertion_claims"]["jti"] for r in run.token_requests]
+    assert sent[0] == jtis["before"]
+    assert jtis["after"] in sent[1:], sent
+    assert set(sent) <= {jtis["before"], jtis["after"]}
+    for record in run.token_requests:
+        assert record["federated"] is True
+        assert record["assertion_claims"]["sub"] == SERVICE_ACCOUNT
+        assert record["assertion_claims"]["exp"] > record["time"], "a token request carried an expired JWT"
 
 
 def test_both_workers_ran_tasks(cluster: Cluster, finished_run: FinishedRun, summary: list[str]) -> None:
@@ -288,7 +412,7 @@ def test_the_broker_redis_holds_the_shared_token_sealed(
         for key in ours:
             assert re.fullmatch(r"jwt_bearer:\{[0-9a-f]{64}\}:token", key), f"unexpected key (a lock left?): {key}"
             value = client.get(key) or b""
-            for clear in (b"demo-user", b"demo-client", b"Bearer", b"access_token"):
+            for clear in (b"demo-user", b"demo-client", b"Bearer", b"access_token", SERVICE_ACCOUNT.encode()):
                 assert clear not in value, f"{key} shows {clear!r}"
             assert 0 < client.pttl(key) <= 3600 * 1000, "a token entry without an expiry"
     finally:

@@ -282,7 +282,14 @@ def test_projected_file_is_never_seen_half_written(platform: LocalPlatform, tmp_
         while not done.is_set():
             try:
                 content = path.read_text()
-            except OSError as exc:  # a missing file is a failure too
+            except FileNotFoundError as exc:
+                # The kubelet layout deletes an old token directory after the swap: a reader that resolved the
+                # link before two back-to-back rotations can meet no file (readers retry, as the file source
+                # does); the layout without links never lacks the file. Never a torn read, either way.
+                if layout != "kubelet":
+                    failures.append(f"{type(exc).__name__}: {exc}")
+                continue
+            except OSError as exc:
                 failures.append(f"{type(exc).__name__}: {exc}")
                 continue
             reads += 1

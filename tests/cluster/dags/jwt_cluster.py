@@ -3,7 +3,9 @@
 Two DAGs of the same shape, each calling the API through its own connection: ``jwt_cluster``
 through the compose file's ``jwt_bearer_default`` (the stack's ``[jwt_bearer] token_cache = redis``:
 one token for every process), ``jwt_cluster_memory`` through ``jwt_bearer_memory``, the same
-connection with ``token_cache: memory`` (a token per process). Each has:
+connection with ``token_cache: memory`` (a token per process), ``jwt_cluster_keyless`` through
+``jwt_bearer_keyless``, without a key: the JWT is a projected token file that the test rotates in the
+middle of the run. Each has:
 
 * ``whoami``: 100 mapped ``JwtBearerHttpOperator`` tasks, all with the connection's subject, spread
   over the Celery workers: each task process gets (or shares) a token for the same cache key;
@@ -28,8 +30,10 @@ from airflow_jwt_provider.sensors.http import JwtBearerHttpSensor
 DAG_ID = "jwt_cluster"
 MEMORY_DAG_ID = "jwt_cluster_memory"
 MEMORY_CONN_ID = "jwt_bearer_memory"
+KEYLESS_DAG_ID = "jwt_cluster_keyless"
+KEYLESS_CONN_ID = "jwt_bearer_keyless"
 #: DAG id → the connection its tasks use.
-DAGS = {DAG_ID: "jwt_bearer_default", MEMORY_DAG_ID: MEMORY_CONN_ID}
+DAGS = {DAG_ID: "jwt_bearer_default", MEMORY_DAG_ID: MEMORY_CONN_ID, KEYLESS_DAG_ID: KEYLESS_CONN_ID}
 MAPPED_CALLS = 100
 DEFERRED_JOBS = 4
 #: Deferrable tasks first: their triggers then run while the workers work through the mapped calls.
