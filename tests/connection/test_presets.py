@@ -108,7 +108,9 @@ def test_salesforce_lifetime_cap(auth_server, keystores, set_connection) -> None
 def test_google_service_account(auth_server, set_connection, tmp_path: Path) -> None:
     path, store = ks.make_google_service_account_json(tmp_path, "sa", token_uri=auth_server.token_url)
     email = "svc@project.iam.gserviceaccount.com"
-    auth_server.register_client(email, certificate_pem=store.certificate_pem)
+    auth_server.register_client(
+        email, certificate_pem=store.certificate_pem, subject_optional=True
+    )  # as Google: no sub
     scope = "https://www.googleapis.com/auth/cloud-platform"
     set_connection("gcp", extra={"preset": "google", "key_file": str(path), "scope": scope})
     hook = JwtBearerHook("gcp")
@@ -127,7 +129,9 @@ def test_google_service_account(auth_server, set_connection, tmp_path: Path) -> 
 
 def test_google_inline_json_key(auth_server, set_connection, tmp_path: Path) -> None:
     path, store = ks.make_google_service_account_json(tmp_path, "sa2", token_uri=auth_server.token_url)
-    auth_server.register_client("svc@project.iam.gserviceaccount.com", certificate_pem=store.certificate_pem)
+    auth_server.register_client(
+        "svc@project.iam.gserviceaccount.com", certificate_pem=store.certificate_pem, subject_optional=True
+    )
     set_connection("gcp2", extra={"preset": "google", "private_key": path.read_text(), "scope": "s1 s2"})
     assert JwtBearerHook("gcp2").get_token().scope == "s1 s2"
 
