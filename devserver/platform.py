@@ -58,9 +58,9 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from flask import Flask, Response, g, jsonify, request
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import WSGIRequestHandler
 
-from devserver.web import is_loopback
+from devserver.web import ServingThread, is_loopback
 
 __all__ = [
     "DEFAULT_AWS_ROLE_ARN",
@@ -408,8 +408,7 @@ class LocalPlatform:
         self._keys: dict[str, _SigningKey] = {alg: _SigningKey.generate(alg) for alg in _KEY_FACTORIES}
         self._previous_keys: dict[str, _SigningKey] = {}
         self._projections: list[ProjectedToken] = []
-        self._httpd: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        self._serving = ServingThread("devserver-platform", _QuietHandler)
         self._reset_state()
         self.app = self._build_app()
 
@@ -417,15 +416,7 @@ class LocalPlatform:
 
     def start(self) -> LocalPlatform:
         """Listen (port 0 = any free port) and serve from a daemon thread."""
-        if self._httpd is not None:
-            raise RuntimeError("platform already started")
-        self._httpd = make_server(self.host, self.port, self.app, threaded=True, request_handler=_QuietHandler)
-        # threaded=True makes a ThreadedWSGIServer, whose request threads are daemon threads already.
-        self.port = self._httpd.server_port
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="devserver-platform", daemon=True
-        )
-        self._thread.start()
+        self.port = self._serving.start(self.host, self.port, self.app)
         log.debug("platform listening on %s", self.url)
         return self
 
@@ -435,14 +426,7 @@ class LocalPlatform:
             projections, self._projections = self._projections, []
         for projection in projections:
             projection.stop()
-        httpd, self._httpd = self._httpd, None
-        if httpd is None:
-            return
-        httpd.shutdown()
-        httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._serving.stop()
 
     def __enter__(self) -> LocalPlatform:
         return self.start()
@@ -470,7 +454,7 @@ class LocalPlatform:
     @property
     def metadata_host(self) -> str:
         """``host:port`` as ``GCE_METADATA_HOST`` takes it."""
-        if self._httpd is None:
+        if not self._serving.running:
             raise RuntimeError("platform not started")
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"

@@ -45,7 +45,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from flask import Flask, Response, jsonify, request
 from joserfc import jwk
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import WSGIRequestHandler
 
 from devserver import api, exchange, faults, records, token_endpoint
 from devserver.api import API_PREFIX, DEFAULT_JOB_READY_AFTER
@@ -64,7 +64,7 @@ from devserver.grants import (
 )
 from devserver.records import note_token_request
 from devserver.token_endpoint import TOKEN_PATH
-from devserver.web import SERVER_EXTENSION, is_loopback, json_error
+from devserver.web import SERVER_EXTENSION, ServingThread, is_loopback, json_error
 
 __all__ = [
     "ALLOWED_ALGORITHMS",
@@ -266,8 +266,7 @@ class LocalAuthorizationServer:
         self.federation = TrustedIssuers()
         #: Google-style impersonation: service account e-mail → glob of the federated subjects allowed.
         self.impersonation: dict[str, str] = {}
-        self._httpd: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        self._serving = ServingThread("devserver", _Handler)
         self._reset_state()
         self.authlib = AuthlibServer(self, save_token=self._save_token, generate_token=self._generate_token)
         self.app = self._build_app()
@@ -276,31 +275,16 @@ class LocalAuthorizationServer:
 
     def start(self) -> LocalAuthorizationServer:
         """Listen (port 0 = any free port) and serve from a daemon thread."""
-        if self._httpd is not None:
-            raise RuntimeError("server already started")
         if not is_loopback(self.host):
             # Authlib refuses http:// request URLs that are not loopback (see module doc).
             os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")
-        self._httpd = make_server(self.host, self.port, self._wsgi_app, threaded=True, request_handler=_Handler)
-        self._httpd.daemon_threads = True
-        self.port = self._httpd.server_port
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="devserver", daemon=True
-        )
-        self._thread.start()
+        self.port = self._serving.start(self.host, self.port, self._wsgi_app)
         log.debug("devserver listening on %s", self.url)
         return self
 
     def stop(self) -> None:
         """Stop serving and free the port; safe to call twice."""
-        httpd, self._httpd = self._httpd, None
-        if httpd is None:
-            return
-        httpd.shutdown()
-        httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._serving.stop()
 
     def __enter__(self) -> LocalAuthorizationServer:
         return self.start()
@@ -311,7 +295,7 @@ class LocalAuthorizationServer:
     @property
     def url(self) -> str:
         """Base URL clients should use (a wildcard bind address is reached via loopback)."""
-        if self._httpd is None:
+        if not self._serving.running:
             raise RuntimeError("server not started")
         host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
         if ":" in host:

@@ -96,6 +96,19 @@ class AwsStsAssertions(PlatformSource):
                 f"{advice}",
                 field=self.context.setting("aws_conn_id"),
             ) from None
+        except (botocore.exceptions.NoCredentialsError, botocore.exceptions.PartialCredentialsError):
+            raise AssertionSourceError(
+                f"aws connection {self.settings.aws_conn_id!r} gives STS no credentials: the connection does not "
+                "exist or holds no keys or role, and the default chain (environment, instance or pod identity) "
+                "found none; create it, or run where the workload has an AWS identity",
+                field=self.context.setting("aws_conn_id"),
+            ) from None
+        except botocore.exceptions.NoRegionError:
+            raise AssertionSourceError(
+                f"aws connection {self.settings.aws_conn_id!r} names no region: set region_name in its extra (STS "
+                "offers GetWebIdentityToken at regional endpoints only)",
+                field=self.context.setting("aws_conn_id"),
+            ) from None
         except botocore.exceptions.BotoCoreError as exc:
             raise AssertionSourceError(
                 f"AWS STS cannot be reached for GetWebIdentityToken ({type(exc).__name__}) with aws connection "

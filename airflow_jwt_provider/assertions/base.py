@@ -21,9 +21,12 @@ from airflow_jwt_provider.connection.source_settings import SOURCES, SourceRegis
 from airflow_jwt_provider.connection.token_parameters import TokenParameters
 from airflow_jwt_provider.exceptions import AssertionSourceError, JwtBearerConfigError
 
-#: A platform's JWT is asked for again when less than this share of its life is left (or a minute).
+#: A platform's JWT is asked for again when less than this share of its life is left (or a minute), but never
+#: before half of its life: a 60 s token is reused for 30 s.
 REFRESH_RATIO = 0.2
 MIN_REFRESH_SECONDS = 60.0
+#: How long the identity read from a JWT is taken as current before the source is looked at again.
+IDENTITY_RECHECK_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,7 @@ class PlatformSource:
         self._lock = threading.Lock()
         self._jwt: ExternalJwt | None = None
         self._refresh_at = 0.0
+        self._identity_until = 0.0
 
     def fetch(self) -> ExternalJwt:
         raise NotImplementedError
@@ -126,8 +130,12 @@ class PlatformSource:
         if jwt is None or not self.still_good(jwt):
             jwt = self._jwt = self.fetch()
             left = jwt.seconds_left()
-            margin = max(MIN_REFRESH_SECONDS, (left or 0) * REFRESH_RATIO)
-            self._refresh_at = time.time() + (left - margin if left is not None else 3600.0)
+            if left is None:
+                self._refresh_at = time.time() + 3600.0
+            else:
+                life = jwt.lifetime or left
+                margin = min(max(MIN_REFRESH_SECONDS, life * REFRESH_RATIO), life / 2)
+                self._refresh_at = time.time() + left - margin
         return jwt
 
     def current(self) -> ExternalJwt:
@@ -149,14 +157,19 @@ class PlatformSource:
         return self.current().compact
 
     def identity(self) -> str:
-        """Who the JWT names, for the token cache key: the expiry is not checked here, nor is a read failure fatal
-        once a JWT was read. A cached access token outlives the JWT it was fetched with (a CI token of ten
-        minutes, an hour's access token); only a request for a new one needs a JWT that may be sent."""
+        """Who the JWT names, for the token cache key (asked on every API call, so it looks at the source at most
+        every few seconds). The expiry is not checked here, nor is a read failure fatal once a JWT was read: a
+        cached access token outlives the JWT it was fetched with (a CI token of ten minutes, an hour's access
+        token); only a request for a new one needs a JWT that may be sent."""
         with self._lock:
-            try:
-                jwt = self._latest()
-            except AssertionSourceError:
-                if self._jwt is None:
-                    raise
-                jwt = self._jwt  # the file went away, the platform is down: the identity has not changed
-            return f"{self.name}:{jwt.identity}"
+            now = time.time()
+            if self._jwt is None or now >= self._identity_until:
+                try:
+                    self._latest()
+                except AssertionSourceError:
+                    if self._jwt is None:
+                        raise
+                    # the file went away, the platform is down: the identity has not changed
+                self._identity_until = now + IDENTITY_RECHECK_SECONDS
+            assert self._jwt is not None
+            return f"{self.name}:{self._jwt.identity}"

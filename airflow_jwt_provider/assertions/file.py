@@ -11,6 +11,7 @@ path are expanded when the file is read (on the worker, not where the connection
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from airflow_jwt_provider.assertions.jwt import ExternalJwt
 from airflow_jwt_provider.connection.extras import ExtraReader
 from airflow_jwt_provider.exceptions import AssertionSourceError
 
+#: ``$NAME`` or ``${NAME}`` in the configured path.
+_VARIABLE = re.compile(r"\$(?:\{([^}]*)\}|(\w+))")
 #: Pauses between reads of a file that is missing (the kubelet's swap lasts microseconds).
 _SWAP_RETRY_DELAYS = (0.01, 0.05, 0.2)
 _T = TypeVar("_T")
@@ -77,10 +80,11 @@ class FileAssertions(PlatformSource):
 
     def _path(self) -> Path:
         expanded = os.path.expandvars(os.path.expanduser(self.settings.path))
-        if "$" in expanded:
-            variable = expanded[expanded.index("$") :].split("/")[0].strip("${}")
+        named = [braced or name for braced, name in _VARIABLE.findall(self.settings.path)]
+        missing = next((name for name in named if name not in os.environ), None)
+        if missing is not None:
             raise AssertionSourceError(
-                f"{self.describe()}: the environment variable {variable} is not set in this process; the platform "
+                f"{self.describe()}: the environment variable {missing} is not set in this process; the platform "
                 "sets it where the workload identity is enabled (e.g. AZURE_FEDERATED_TOKEN_FILE in pods of a "
                 "service account labelled azure.workload.identity/use)",
                 field=self.context.setting("file"),
@@ -124,8 +128,9 @@ class FileAssertions(PlatformSource):
                 f"{self.describe()} cannot be read ({problem}); check its permissions",
                 field=self.context.setting("file"),
             ) from None
-        self._stat = stat
-        return ExternalJwt.parse(text, where=self.describe(), field_name=self.context.setting("file"))
+        jwt = ExternalJwt.parse(text, where=self.describe(), field_name=self.context.setting("file"))
+        self._stat = stat  # only now: a file that holds no JWT is read (and refused) again at the next use
+        return jwt
 
     def check(self, jwt: ExternalJwt) -> None:
         jwt.check_usable(

@@ -78,8 +78,8 @@ class GitHubActionsAssertions(PlatformSource):
         if response.status_code != 200:
             raise AssertionSourceError(
                 f"GitHub's OIDC token service answered HTTP {response.status_code}: check the workflow's "
-                "`permissions: id-token: write` and the audience",
-                field=self.context.setting("audience"),
+                "`permissions: id-token: write`" + (" and the audience" if self.settings.audience else ""),
+                field=self.context.setting("audience" if response.status_code == 400 else "source"),
             )
         try:
             value = response.json()["value"]

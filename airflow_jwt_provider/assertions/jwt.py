@@ -84,6 +84,14 @@ class ExternalJwt:
         return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
     @property
+    def lifetime(self) -> float | None:
+        """``exp - iat``, when both are numbers: how long the platform made it live."""
+        issued = self.claims.get("iat")
+        if self.expires_at is None or not isinstance(issued, (int, float)) or isinstance(issued, bool):
+            return None
+        return self.expires_at - float(issued) or None
+
+    @property
     def expires(self) -> str:
         at = self.expires_at
         return datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if at else "never"
