@@ -328,6 +328,24 @@ def test_mint_shows_claims_and_the_assertion_only_when_asked(
     no_secret(shown.output.replace(assertion, ""), STORE_PASSWORD)
 
 
+def test_mint_of_a_keyless_connection_shows_the_platforms_jwt_decoded(
+    jwt_bearer_cli: Any, auth_server: LocalAuthorizationServer, set_connection: Any, platform: Any, tmp_path: Any
+) -> None:
+    """Without a key, ``mint`` shows what a token request would send: the platform's current JWT, decoded."""
+    projected = platform.project_service_account(
+        tmp_path / "token" / "token", auth_server.issuer, namespace="data", service_account="airflow"
+    )
+    extra = {"auth_url": auth_server.token_url, "assertion_source": "file", "assertion_file": str(projected.path)}
+    set_connection("cli_keyless", extra=extra)
+    result = jwt_bearer_cli("mint", "--conn-id", "cli_keyless")
+    assert result.returncode == 0, result.output
+    assert '  sub: "system:serviceaccount:data:airflow"' in result.stdout
+    assert f'  iss: "{platform.url}"' in result.stdout
+    assert f"not signed here: from assertion_file '{projected.path}'" in result.stderr
+    assert projected.token not in result.output
+    projected.stop()
+
+
 def test_token_shows_its_lifetime_and_the_token_only_when_asked(
     jwt_bearer_cli: Any, keystores: dict[str, ks.Keystore], auth_server: LocalAuthorizationServer, set_connection: Any
 ) -> None:
