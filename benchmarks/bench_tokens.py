@@ -13,6 +13,8 @@ as a ratio between the last and the first stretch of the run. Rows:
    fixed ``Authorization`` header, against the local API on 127.0.0.1. Target ≤ 1.10x.
 4. A token for each API call: ``hook.get_token()`` (cached) vs ``jwt.encode`` + a token POST.
 5. Opening the key in a new hook (cached per process) vs loading it again (PKCS#12, JCEKS).
+6. Keyless (a projected token file as the assertion): ``hook.get_token()`` (cached) vs reading the
+   file + a token POST, and ``hook.run()`` vs a plain session, with the file rotated during the run.
 
 Run: ``.venv/bin/python benchmarks/bench_tokens.py [--quick]``. Figures depend on the machine;
 the ratios are what matter. Exit status 1 when a target is missed.
@@ -262,12 +264,86 @@ def main() -> int:
                 median(samples(raw_open, 10)),
             )
         print(f"   key loads (decryptions) in this process: {KEY_CACHE.loads}")
+        print()
+        keyless(server, call_window)
 
     if missed:
         print("\nMissed targets:\n  " + "\n  ".join(missed))
         return 1
     print("\nEvery target met.")
     return 0
+
+
+def keyless(server: LocalAuthorizationServer, call_window: int) -> None:
+    """Row 6: a connection without a key, its JWT a Kubernetes-shaped token file the platform rotates."""
+    from airflow_jwt_provider.hooks.jwt_bearer import JwtBearerHook
+    from airflow_jwt_provider.tokens.cache import TOKEN_CACHE
+    from devserver.platform import LocalPlatform
+
+    print(f"6. Keyless: a projected token file as the assertion ({CALLS} calls each)")
+    with LocalPlatform() as platform:
+        server.register_client("bench-keyless", federated=True)
+        server.trust_issuer(platform.url, client_id="bench-keyless")
+        work = Path(tempfile.mkdtemp(prefix="jwt-bench-token-"))
+        projected = platform.project_service_account(work / "token" / "token", server.issuer)
+        os.environ["AIRFLOW_CONN_BENCH_KEYLESS"] = json.dumps(
+            {
+                "conn_type": "jwt_bearer",
+                "host": server.api_url,
+                "extra": {
+                    "auth_url": server.token_url,
+                    "assertion_source": "file",
+                    "assertion_file": str(projected.path),
+                },
+            }
+        )
+        hook = JwtBearerHook("bench_keyless")
+        TOKEN_CACHE.invalidate()
+        token = hook.get_token()
+
+        def raw_token() -> None:
+            assertion = projected.path.read_text()
+            response = requests.post(
+                server.token_url,
+                data={"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion},
+                timeout=10,
+            )
+            response.raise_for_status()
+
+        def provider_token() -> None:
+            hook.get_token()
+
+        before = len(server.token_requests)
+        provider_tokens: list[float] = []
+        for i in range(CALLS):
+            if i == CALLS // 2:
+                projected.rotate()  # the kubelet renews the file: same identity, the cached token serves on
+            provider_tokens += samples(provider_token, 1)
+        requests_made = len(server.token_requests) - before
+        row(
+            "   hook.get_token() (cached) vs file read + POST",
+            median(provider_tokens),
+            median(samples(raw_token, CALLS // 10)),
+            flat=drift(provider_tokens, call_window),
+        )
+        print(f"   token requests: provider {requests_made} for {CALLS} calls and one rotation, raw one per call")
+
+        raw_session = requests.Session()
+        raw_session.headers["Authorization"] = f"Bearer {token.access_token}"
+        url = f"{server.api_url}/whoami"
+        run_calls: list[float] = []
+        raw_calls: list[float] = []
+        for _ in range(CALLS):
+            run_calls += samples(lambda: hook.run("whoami"), 1)
+            raw_calls += samples(lambda: raw_session.get(url, timeout=30).raise_for_status(), 1)
+        row(
+            "   keyless hook.run() vs requests.Session",
+            median(run_calls),
+            median(raw_calls),
+            target=1.10,
+            flat=drift(run_calls, call_window),
+        )
+        projected.stop()
 
 
 if __name__ == "__main__":
