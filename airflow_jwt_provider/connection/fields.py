@@ -23,8 +23,10 @@ from typing import Any
 
 from airflow_jwt_provider.common.registry import ASSERTION_SOURCE_GROUP, SIGNER_GROUP, entry_point_names
 from airflow_jwt_provider.connection.kinds import (
+    DPOP_ALGORITHMS,
     ClientAssertionAudience,
     ClientAuthMethod,
+    DPoPKeySource,
     GrantType,
     KeystoreType,
     token_cache_kinds,
@@ -300,6 +302,40 @@ ASSERTION_AND_HTTP_FIELDS = _fields(
         "client_assertion_typ",
         "Client assertion typ header",
         "Send typ: client-authentication+jwt in client assertions (draft-ietf-oauth-rfc7523bis); default false.",
+        BOOLEAN,
+    ),
+    ExtraField(
+        "dpop",
+        "DPoP-bound tokens",
+        "Ask for tokens bound to a key (RFC 9449): a DPoP proof on every token request and API call; a stolen "
+        "token is useless without the key. Default false.",
+        BOOLEAN,
+    ),
+    ExtraField(
+        "dpop_key",
+        "DPoP key",
+        "generated (default: a key made for the token, kept with it, sealed in a shared cache) or signer (the "
+        "connection's signing key: an HSM or KMS key signs every proof).",
+        choice(k.value for k in DPoPKeySource),
+    ),
+    ExtraField(
+        "dpop_algorithm",
+        "DPoP proof algorithm",
+        "The algorithm of a generated DPoP key: ES256 (default), ES384, ES512, EdDSA, PS256, RS256.",
+        choice(DPOP_ALGORITHMS),
+    ),
+    ExtraField(
+        "dpop_allow_bearer",
+        "Accept unbound tokens",
+        "When the server answers a DPoP request with a Bearer token (RFC 9449 §5 allows it), use it with a "
+        "warning instead of refusing it. Default false.",
+        BOOLEAN,
+    ),
+    ExtraField(
+        "mtls",
+        "Certificate-bound tokens (mTLS)",
+        "Call the token endpoint and the API over mutual TLS with the connection's key and certificate (RFC 8705): "
+        "tokens bound to the certificate. Default false.",
         BOOLEAN,
     ),
     ExtraField(

@@ -66,9 +66,18 @@ class ClientAuthMethod(str, Enum):
     CLIENT_SECRET_POST = "client_secret_post"
     CLIENT_SECRET_BASIC = "client_secret_basic"
     PRIVATE_KEY_JWT = "private_key_jwt"
+    #: RFC 8705 §2.1: the TLS client certificate, chained to a CA the server trusts, names the client.
+    TLS_CLIENT_AUTH = "tls_client_auth"
+    #: RFC 8705 §2.2: the TLS client certificate registered with the server as it is.
+    SELF_SIGNED_TLS_CLIENT_AUTH = "self_signed_tls_client_auth"
 
     def __str__(self) -> str:
         return self.value
+
+    @property
+    def uses_tls_certificate(self) -> bool:
+        """RFC 8705: the client authenticates with its certificate in the TLS handshake."""
+        return self in (ClientAuthMethod.TLS_CLIENT_AUTH, ClientAuthMethod.SELF_SIGNED_TLS_CLIENT_AUTH)
 
     @property
     def needs_client_secret(self) -> bool:
@@ -76,8 +85,25 @@ class ClientAuthMethod(str, Enum):
 
     @property
     def needs_client_id(self) -> bool:
-        """RFC 7523 §3: a client assertion's ``iss`` and ``sub`` are the client id."""
-        return self is ClientAuthMethod.PRIVATE_KEY_JWT
+        """RFC 7523 §3: a client assertion's ``iss`` and ``sub`` are the client id; RFC 8705 §2: ``client_id`` sent."""
+        return self is ClientAuthMethod.PRIVATE_KEY_JWT or self.uses_tls_certificate
+
+
+class DPoPKeySource(str, Enum):
+    """Which private key proves possession of a DPoP-bound token (RFC 9449), in every process that uses it."""
+
+    #: A key made for the connection in the process that fetches the token, kept with the token (sealed in a
+    #: shared cache), so that every process that is served the token signs its proofs with the same key.
+    GENERATED = "generated"
+    #: The connection's own signing key (a key file, an HSM, KMS): one signature of the device per API call.
+    SIGNER = "signer"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: RFC 9449 proof algorithms a generated key may use (asymmetric only; ES256 is what servers accept first).
+DPOP_ALGORITHMS = ("ES256", "ES384", "ES512", "EdDSA", "PS256", "RS256")
 
 
 class KeystoreType(str, Enum):

@@ -21,6 +21,8 @@ from airflow_jwt_provider.connection._assertion_group import (
     parse_assertion_group,
     parse_client_assertion,
 )
+from airflow_jwt_provider.connection._binding_group import needs_key as binding_needs_key
+from airflow_jwt_provider.connection._binding_group import parse_dpop, parse_mtls
 from airflow_jwt_provider.connection._http_group import parse_http, parse_trusted_hosts_setting
 from airflow_jwt_provider.connection._signer_group import allowed_keys, parse_signer
 from airflow_jwt_provider.connection._token_cache_group import parse_token_cache
@@ -75,8 +77,11 @@ class _Parser:
         if preset is not None and check_preset:
             preset.check_source(group.source, self.error)
         client_auth = self._client_auth(client_id, client_secret, grant, group.source)
+        dpop = parse_dpop(extras)
+        mtls = parse_mtls(extras, dpop, client_auth)
         needs_key = (
-            group.source.needs_key
+            binding_needs_key(dpop, mtls)
+            or group.source.needs_key
             or bool(group.token_exchange and group.token_exchange.actor and group.token_exchange.actor.needs_key)
             or (client_auth is ClientAuthMethod.PRIVATE_KEY_JWT and not _jwt_is_client_assertion(grant, group.source))
         )
@@ -91,6 +96,8 @@ class _Parser:
             source=group.source,
             grant=group.grant,
             token_exchange=group.token_exchange,
+            dpop=dpop,
+            mtls=mtls,
             client_assertion=parse_client_assertion(extras),
             auth_url=extras.url("auth_url"),
             api_base_url=self._api_base_url(),
@@ -119,7 +126,7 @@ class _Parser:
             token_cache=parse_token_cache(extras),
             key_names_endpoint=signer is not None and signer.names_token_endpoint,
         )
-        if settings.auth_url is None and not settings.key_names_endpoint:
+        if settings.auth_url is None and not settings.key_names_endpoint and settings.client_assertion.issuer is None:
             raise self.error(
                 "auth_url",
                 "(the token endpoint URL) is required; set it in Extra, e.g. "

@@ -17,6 +17,7 @@ from airflow_jwt_provider.connection.kinds import (
     MEMORY_TOKEN_CACHE,
     ClientAssertionAudience,
     ClientAuthMethod,
+    DPoPKeySource,
     GrantType,
 )
 from airflow_jwt_provider.connection.presets import Preset
@@ -133,6 +134,20 @@ class ClientAssertionSettings:
 
 
 @dataclass(frozen=True)
+class DPoPSettings:
+    """DPoP-bound tokens (RFC 9449): which key proves possession, and what to do with an unbound answer.
+
+    :param key: a key generated for the token, or the connection's signing key.
+    :param algorithm: the algorithm of a generated key (the signer's own otherwise).
+    :param allow_bearer: use a ``Bearer`` answer (the server chose not to bind, §5) with a warning.
+    """
+
+    key: DPoPKeySource = DPoPKeySource.GENERATED
+    algorithm: str = "ES256"
+    allow_bearer: bool = False
+
+
+@dataclass(frozen=True)
 class JwtBearerSettings:
     """The validated settings of one ``jwt_bearer`` connection.
 
@@ -169,6 +184,10 @@ class JwtBearerSettings:
     #: The ``grant`` setting; ``None``: the preset's, else RFC 7523's (see :attr:`grant_type`).
     grant: GrantType | None = None
     token_exchange: TokenExchangeSettings | None = None
+    #: DPoP-bound tokens (``dpop``); ``None``: bearer tokens.
+    dpop: DPoPSettings | None = None
+    #: Mutual TLS with the connection's key and certificate: certificate-bound tokens (RFC 8705 §3).
+    mtls: bool = False
     auth_params: Mapping[str, str] = field(default_factory=dict)
     preset: Preset | None = None
     http: HttpSettings = field(default_factory=HttpSettings)

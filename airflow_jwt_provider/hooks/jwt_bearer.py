@@ -172,6 +172,7 @@ class JwtBearerHook(BaseHook):
             self.settings.http,
             base_url=base_url,
             keep_alive=TcpKeepAlive(*self._keep_alive),
+            tls_context=credentials.tls_context,
         )
 
     def _session(self, params: TokenParameters) -> JwtBearerSession:

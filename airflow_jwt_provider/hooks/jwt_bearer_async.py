@@ -30,6 +30,7 @@ from airflow_jwt_provider.http.wire import build_response
 from airflow_jwt_provider.tokens.access_token import AccessToken
 from airflow_jwt_provider.tokens.cache import TOKEN_CACHE, TokenCache
 from airflow_jwt_provider.tokens.credentials import JwtBearerCredentials
+from airflow_jwt_provider.tokens.dpop import NONCES, nonce_challenge, request_headers
 
 #: Errors of one send that are worth another attempt (idempotent methods only).
 _TRANSIENT_ERRORS = (aiohttp.ClientConnectionError, asyncio.TimeoutError)
@@ -168,19 +169,31 @@ class JwtBearerAsyncHook(BaseHook):
     async def _send_authenticated(
         self, credentials: JwtBearerCredentials, request: ApiRequest, url: str
     ) -> requests.Response:
-        """One send with the cached token; on 401, :meth:`JwtBearerCredentials.refresh_rejected` and one re-send."""
+        """One send with the cached token; on 401, :meth:`JwtBearerCredentials.refresh_rejected` and one re-send.
+
+        A DPoP API asking for its nonce (RFC 9449 §9) first gets one re-send with the same token and a proof
+        carrying it, as the synchronous auth does.
+        """
         token = await asyncio.to_thread(credentials.get_token, request.token)
         response = await self._send_once(credentials, request, url, token)
-        if response.status_code == 401:
-            token = await asyncio.to_thread(credentials.refresh_rejected, request.token, token)
+        if response.status_code != 401:
+            return response
+        if token.dpop_key is not None and nonce_challenge(401, response.headers):
             response = await self._send_once(credentials, request, url, token)
-        return response
+            if response.status_code != 401:
+                return response
+        token = await asyncio.to_thread(credentials.refresh_rejected, request.token, token)
+        return await self._send_once(credentials, request, url, token)
 
     async def _send_once(
         self, credentials: JwtBearerCredentials, request: ApiRequest, url: str, token: AccessToken
     ) -> requests.Response:
         session = await self._client_session(credentials)
-        headers = {**(request.headers or {}), "Authorization": token.authorization_header}
+        # a DPoP proof is a signature (on a device, an I/O): made in a thread, off the event loop
+        headers = {
+            **(request.headers or {}),
+            **await asyncio.to_thread(request_headers, token, request.method, url),
+        }
         async with session.request(
             request.method,
             url,
@@ -188,9 +201,12 @@ class JwtBearerAsyncHook(BaseHook):
             json=request.json,
             data=request.data,
             headers=headers,
-            ssl=self._ssl if self._ssl is not None else True,
+            ssl=credentials.tls_context or (self._ssl if self._ssl is not None else True),
             proxy=_proxy_for(url, credentials.settings.http.proxies),
+            allow_redirects=token.dpop_key is None,  # a proof is made for one URL
         ) as response:
+            if token.dpop_key is not None:
+                NONCES.remember(url, response.headers)
             return build_response(
                 status=response.status,
                 reason=response.reason,

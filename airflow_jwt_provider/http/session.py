@@ -1,18 +1,19 @@
-"""A ``requests.Session`` for one API: base URL, default timeout, TLS settings, bearer auth, TCP keep-alive."""
+"""A ``requests.Session`` for one API: base URL, default timeout, TLS settings (mTLS too), token auth, keep-alive."""
 
 from __future__ import annotations
 
 import socket
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
 import requests
-from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection
 
 from airflow_jwt_provider.connection.settings import HttpSettings
 from airflow_jwt_provider.http.auth import JwtBearerAuth
 from airflow_jwt_provider.http.request import resolve_url
+from airflow_jwt_provider.tokens.mtls import ContextAdapter
 
 
 @dataclass(frozen=True)
@@ -43,20 +44,6 @@ class TcpKeepAlive:
         return options
 
 
-class _SocketOptionsAdapter(HTTPAdapter):
-    def __init__(self, socket_options: list[tuple[int, int, int]]) -> None:
-        self._socket_options = socket_options
-        super().__init__()
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["socket_options"] = self._socket_options
-        super().init_poolmanager(*args, **kwargs)
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        proxy_kwargs["socket_options"] = self._socket_options
-        return super().proxy_manager_for(proxy, **proxy_kwargs)
-
-
 class JwtBearerSession(requests.Session):
     """A session whose requests carry the bearer token and the connection's HTTP settings.
 
@@ -72,6 +59,7 @@ class JwtBearerSession(requests.Session):
         base_url: str | None = None,
         *,
         keep_alive: TcpKeepAlive | None = None,
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
         super().__init__()
         self.auth = auth
@@ -81,10 +69,11 @@ class JwtBearerSession(requests.Session):
         self.verify = http.verify
         self.connection_proxies = dict(http.proxies or {})
         self.proxies.update(self.connection_proxies)
-        if keep_alive is not None:
-            adapter = _SocketOptionsAdapter(keep_alive.socket_options())
-            self.mount("https://", adapter)
-            self.mount("http://", adapter)
+        socket_options = keep_alive.socket_options() if keep_alive is not None else None
+        if socket_options is not None or tls_context is not None:
+            # mTLS (RFC 8705): the API sees the certificate the token is bound to, over the same context
+            self.mount("https://", ContextAdapter(tls_context, socket_options))
+            self.mount("http://", ContextAdapter(None, socket_options))
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self.default_timeout)
@@ -98,6 +87,14 @@ class JwtBearerSession(requests.Session):
         if isinstance(url, bytes):
             url = url.decode("ascii")
         return super().request(method, self.url_for(url), *args, **kwargs)
+
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
+        """On a redirect: requests drops ``Authorization`` for another host; a DPoP proof is dropped always (it
+        names one URL), and for the same host the token goes with a new proof for the new URL."""
+        super().rebuild_auth(prepared_request, response)
+        prepared_request.headers.pop("DPoP", None)
+        if str(prepared_request.headers.get("Authorization", "")).startswith("DPoP ") and self.auth is not None:
+            self.auth(prepared_request)
 
     def url_for(self, endpoint: str | None) -> str:
         """``endpoint`` resolved against the connection's API base; an absolute URL is returned as it is."""

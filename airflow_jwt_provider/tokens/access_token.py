@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_jwt_provider.signing.dpop import DPoPKey
 
 #: A token endpoint may omit ``expires_in`` (Salesforce does). Such a token is treated as
 #: short-lived: it is reused for this long (the ``default_token_lifetime`` setting), and a
@@ -43,6 +47,8 @@ class AccessToken:
     assumed_lifetime: timedelta = ASSUMED_LIFETIME
     #: RFC 8693: what a token exchange issued (``urn:ietf:params:oauth:token-type:access_token``…).
     issued_token_type: str | None = None
+    #: RFC 9449: the key a DPoP-bound token is bound to (its proofs are signed with it); never shown.
+    dpop_key: DPoPKey | None = field(default=None, repr=False, compare=False)
 
     def __repr__(self) -> str:
         expiry = self.expires_at.isoformat() if self.expires_at else "unknown"
@@ -74,6 +80,14 @@ class AccessToken:
         return _utcnow() < self.refresh_at
 
     @property
+    def dpop_bound(self) -> bool:
+        """Issued with ``token_type`` DPoP (RFC 9449 §5): usable only with proofs of its key."""
+        return self.token_type.lower() == "dpop"
+
+    def with_dpop_key(self, key: DPoPKey) -> AccessToken:
+        return dataclasses.replace(self, dpop_key=key)
+
+    @property
     def usable_for_api(self) -> bool:
         """Whether it is an access token (RFC 8693's ``N_A``: a token that is not, e.g. an exchanged ID token)."""
         return self.token_type.lower() != "n_a"
@@ -95,5 +109,7 @@ class AccessToken:
                 "system it is meant for",
                 field="requested_token_type",
             )
-        scheme = "Bearer" if self.token_type.lower() == "bearer" else self.token_type
+        if self.dpop_bound and self.dpop_key is None:
+            raise ValueError("a DPoP-bound token is sent with a proof of its key (request_headers), never alone")
+        scheme = {"bearer": "Bearer", "dpop": "DPoP"}.get(self.token_type.lower(), self.token_type)
         return f"{scheme} {self.access_token}"

@@ -79,8 +79,34 @@ class PrivateKeyJwt(ClientAuthentication):
         return None
 
 
+@dataclass(frozen=True)
+class TlsClientAuth(ClientAuthentication):
+    """``tls_client_auth`` (RFC 8705 §2.1): the certificate of the TLS handshake authenticates; ``client_id`` sent."""
+
+    method: ClassVar[ClientAuthMethod] = ClientAuthMethod.TLS_CLIENT_AUTH
+
+    def apply(self, form: dict[str, str | list[str]]) -> HTTPBasicAuth | None:
+        form["client_id"] = self.client_id or ""  # §2: the client MUST include client_id; no secret
+        return None
+
+
+@dataclass(frozen=True)
+class SelfSignedTlsClientAuth(TlsClientAuth):
+    """``self_signed_tls_client_auth`` (RFC 8705 §2.2): the same request; the server holds the certificate itself."""
+
+    method: ClassVar[ClientAuthMethod] = ClientAuthMethod.SELF_SIGNED_TLS_CLIENT_AUTH
+
+
 _BY_METHOD: dict[ClientAuthMethod, type[ClientAuthentication]] = {
-    cls.method: cls for cls in (ClientAuthentication, ClientSecretPost, ClientSecretBasic, PrivateKeyJwt)
+    cls.method: cls
+    for cls in (
+        ClientAuthentication,
+        ClientSecretPost,
+        ClientSecretBasic,
+        PrivateKeyJwt,
+        TlsClientAuth,
+        SelfSignedTlsClientAuth,
+    )
 }
 
 

@@ -37,9 +37,12 @@ from airflow_jwt_provider.signing.signers.base import Signer, key_holder_secret
 from airflow_jwt_provider.tokens.access_token import AccessToken
 from airflow_jwt_provider.tokens.cache import TOKEN_CACHE, TokenCache, cache_key
 from airflow_jwt_provider.tokens.client_auth import client_authentication
+from airflow_jwt_provider.tokens.dpop import DPoPBinding
 from airflow_jwt_provider.tokens.endpoint import TokenClient
 from airflow_jwt_provider.tokens.grants import GRANTS, on_behalf_of
 from airflow_jwt_provider.tokens.impersonation import impersonate
+from airflow_jwt_provider.tokens.metadata import token_endpoint_of
+from airflow_jwt_provider.tokens.mtls import ContextAdapter, certificate_binding, client_tls_context_for
 from airflow_jwt_provider.tokens.shared_cache import SharedTokenCache
 
 __all__ = ["MAX_CLIENT_ASSERTION_LIFETIME", "JwtBearerCredentials"]
@@ -85,14 +88,26 @@ class JwtBearerCredentials:
         self.cache = cache
         #: How :meth:`from_settings` chose the key (which one, its warning, the keys passed over).
         self.choice: SigningChoice | None = None
+        #: mTLS (RFC 8705): the context with the connection's certificate, for the token endpoint and the API.
+        self.tls_context = client_tls_context_for(settings, signer) if settings.mtls else None
         token_url = settings.auth_url or key_token_url
+        if token_url is None and settings.client_assertion.issuer is not None:
+            token_url = token_endpoint_of(settings, mtls=settings.mtls)
         if token_url is None:
             raise JwtBearerConfigError(
                 f"Connection {settings.conn_id!r}: auth_url is not set and the key material names no "
-                "token endpoint; set the auth_url extra",
+                "token endpoint; set the auth_url extra (or auth_issuer, to read it from the server's metadata)",
+                field="auth_url",
+            )
+        if self.tls_context is not None and not token_url.startswith("https://"):
+            raise JwtBearerConfigError(
+                f"Connection {settings.conn_id!r}: mtls (or client_auth {settings.client_auth.value}) needs an https "
+                f"token endpoint, and auth_url is {token_url}",
                 field="auth_url",
             )
         self.token_url: str = token_url
+        #: DPoP (RFC 9449): which key binds the tokens; ``None`` for bearer tokens.
+        self.dpop = DPoPBinding(settings.dpop, settings.conn_id, signer) if settings.dpop else None
         self.client_id = settings.client_id or key_issuer
         self.minting: ConnectionMinter | None = None
         self.key_fingerprint: str | None = None
@@ -123,6 +138,8 @@ class JwtBearerCredentials:
                 exchange.actor, dataclasses.replace(context, mint=actor_mint, prefix="actor_token")
             )
         self.session = session or requests.Session()
+        if self.tls_context is not None:
+            self.session.mount("https://", ContextAdapter(self.tls_context))
         self.client = TokenClient(
             token_url,
             client_authentication(
@@ -260,7 +277,14 @@ class JwtBearerCredentials:
             # fetched: the error would go unnoticed until the cache forgets it.
             client_auth=self.settings.client_auth.value,
             client_secret=_digest(self.settings.client_secret),
+            # a token bound to a key or a certificate is another token than a bearer one
+            binding=self.dpop.cache_tag() if self.dpop is not None else self._certificate_binding(),
         )
+
+    def _certificate_binding(self) -> str | None:
+        if self.tls_context is None or self.signer is None or self.signer.certificate is None:
+            return None
+        return f"mtls:{certificate_binding(self.signer.certificate)}"
 
     def token_cache_secret(self) -> bytes:
         """What the shared cache seals tokens with: material only a holder of this connection's secrets has.
@@ -310,7 +334,8 @@ class JwtBearerCredentials:
                 field="subject",
             )
         key = self.token_cache_key(params)
-        return self.cache.get(key, self._source(key, params, force=force_refresh), force_refresh=force_refresh)
+        token = self.cache.get(key, self._source(key, params, force=force_refresh), force_refresh=force_refresh)
+        return self.dpop.bind(token) if self.dpop is not None else token
 
     def _source(self, key: str, params: TokenParameters, *, force: bool = False) -> Callable[[], AccessToken]:
         """Where the process cache gets a missing token: the shared store (asks the endpoint once), or the endpoint."""
@@ -334,7 +359,8 @@ class JwtBearerCredentials:
         self.cache.invalidate(key, token=rejected)
         if self.shared is not None:  # the shared entry too, unless another process already replaced it
             self.shared.invalidate(key, rejected)
-        return self.cache.get(key, self._source(key, params))
+        token = self.cache.get(key, self._source(key, params))
+        return self.dpop.bind(token) if self.dpop is not None else token
 
     def invalidate(self, params: TokenParameters = DEFAULT_TOKEN, token: AccessToken | None = None) -> None:
         """Forget the cached token for ``params`` (only if it is still ``token``, when given), shared entry included."""
@@ -355,6 +381,10 @@ class JwtBearerCredentials:
         if params.assertion is not None:
             return self.client.fetch(on_behalf_of(self.settings, params.assertion, params))
         request = GRANTS[self.settings.grant_type].request(self.settings, self.source, self.actor, params)
+        if self.dpop is not None:
+            dpop = self.settings.dpop
+            assert dpop is not None
+            request = dataclasses.replace(request, dpop=self.dpop.key(), dpop_allow_bearer=dpop.allow_bearer)
         token = self.client.fetch(request)
         exchange = self.settings.token_exchange
         if exchange is not None and exchange.impersonation_url:

@@ -23,8 +23,11 @@ from airflow_jwt_provider.connection.kinds import GrantType
 from airflow_jwt_provider.connection.settings import HttpSettings
 from airflow_jwt_provider.connection.trusted_hosts import Origin, is_loopback
 from airflow_jwt_provider.exceptions import TokenEndpointError
+from airflow_jwt_provider.signing.dpop import DPoPKey
 from airflow_jwt_provider.tokens.access_token import ASSUMED_LIFETIME, AccessToken
 from airflow_jwt_provider.tokens.client_auth import ClientAuthentication
+from airflow_jwt_provider.tokens.dpop import NONCES, nonce_challenge
+from airflow_jwt_provider.tokens.dpop import proof as dpop_proof
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,8 @@ _TOKEN_FIELDS = frozenset(
 )
 #: RFC 8693 §2.2.1: the token_type of an issued token that is not an access token.
 NOT_APPLICABLE = "N_A"
+#: RFC 9449 §5: the token_type of a token bound to a DPoP key.
+DPOP = "DPoP"
 #: How much of a server's text is looked at (redacted, then shortened for the message).
 _REDACTION_WINDOW = 65536
 #: The longest ``expires_in`` taken at its word (a year); beyond it the answer is not plausible.
@@ -61,6 +66,8 @@ class TokenRequest:
         ``N_A`` for a token that is not an access token).
     :param platform_jwt: what made the JWT when the platform did (``None``: the connection's key), so
         that a refusal points at the federation, not at a key and a certificate the connection has not.
+    :param dpop: the key to bind the token to (RFC 9449): a proof on every attempt, ``token_type`` DPoP expected.
+    :param dpop_allow_bearer: take a ``Bearer`` answer to a DPoP request (the server chose not to bind, §5).
     """
 
     grant_type: GrantType
@@ -70,6 +77,8 @@ class TokenRequest:
     requested_token_type: str | None = None
     exchange: bool = False
     platform_jwt: str | None = None
+    dpop: DPoPKey | None = field(default=None, repr=False)
+    dpop_allow_bearer: bool = False
 
 
 class _TransientError(TokenEndpointError):
@@ -114,7 +123,11 @@ class TokenClient:
         self.requests_made = 0
 
     def fetch(self, request: TokenRequest) -> AccessToken:
-        """Request a token; raise :class:`TokenEndpointError` with what went wrong and what to do."""
+        """Request a token; raise :class:`TokenEndpointError` with what went wrong and what to do.
+
+        A DPoP request the server answers ``use_dpop_nonce`` (RFC 9449 §8) is sent once more with its nonce,
+        a new proof and new client authentication (a client assertion is accepted once).
+        """
         sent: dict[str, str] = {}
 
         def attempt() -> requests.Response:
@@ -126,21 +139,34 @@ class TokenClient:
             http_auth = self.client_auth.apply(form)
             sent.clear()
             sent.update({k: v for k, v in form.items() if isinstance(v, str)})
-            return self._post(form, http_auth)
+            headers = {"Accept": "application/json"}
+            if request.dpop is not None:
+                headers["DPoP"] = dpop_proof(request.dpop, "POST", self.token_url)
+            response = self._post(form, http_auth, headers)
+            if request.dpop is not None:
+                NONCES.remember(self.token_url, response.headers)
+            return response
 
-        response = self.retry.call(
-            attempt, what=f"Token endpoint {self.token_url}", method="POST", log=log, transient=(_TransientError,)
-        )
+        def call() -> requests.Response:
+            return self.retry.call(
+                attempt, what=f"Token endpoint {self.token_url}", method="POST", log=log, transient=(_TransientError,)
+            )
+
+        response = call()
+        if request.dpop is not None and nonce_challenge(
+            response.status_code, response.headers, _json_or_none(response)
+        ):
+            response = call()  # once: a second challenge is an answer like any other
         return self._parse(response, sent=sent, request=request)
 
-    def _post(self, form: Form, http_auth: HTTPBasicAuth | None) -> requests.Response:
+    def _post(self, form: Form, http_auth: HTTPBasicAuth | None, headers: dict[str, str]) -> requests.Response:
         self.requests_made += 1
         try:
             return self.session.post(
                 self.token_url,
                 data=form,
                 auth=http_auth,
-                headers={"Accept": "application/json"},
+                headers=headers,
                 timeout=self.http.timeout,
                 verify=self.http.verify,
                 proxies=dict(self.http.proxies) if self.http.proxies else None,
@@ -201,28 +227,56 @@ class TokenClient:
         if token_type is None:
             token_type = "Bearer"  # RFC 6749 requires it; some servers still omit it
         issued_token_type = self._issued_token_type(response, body, request)
-        if request.exchange and token_type == NOT_APPLICABLE:
-            token_type = NOT_APPLICABLE  # RFC 8693: a token that is not an access token (kept, not sent to APIs)
-        elif not isinstance(token_type, str) or token_type.strip().lower() != "bearer":
-            shown = _printable(str(token_type))[:40]
-            raise TokenEndpointError(
-                f"The token endpoint {self.token_url} issued a token of type {shown!r}, which this provider does "
-                "not use: it sends bearer tokens only (RFC 6750), and RFC 6749 §7.1 forbids using a token whose "
-                "type the client does not understand. Ask for a bearer token (DPoP-bound tokens are not supported)",
-                status=response.status_code,
-                error="unsupported_token_type",
-            )
+        token_type = self._token_type(response, token_type, request)
         issued_at = datetime.now(timezone.utc)
         lifetime = self._expires_in(body.get("expires_in"))
         return AccessToken(
             access_token=access_token,
-            token_type="Bearer" if token_type != NOT_APPLICABLE else NOT_APPLICABLE,
+            token_type=token_type,
             issued_token_type=issued_token_type,
+            dpop_key=request.dpop if token_type == DPOP else None,
             expires_at=issued_at + lifetime if lifetime is not None else None,
             scope=_scope(body.get("scope")),
             issued_at=issued_at,
             extra={k: v for k, v in body.items() if k not in _TOKEN_FIELDS},
             assumed_lifetime=self.default_token_lifetime,
+        )
+
+    def _token_type(self, response: requests.Response, answered: object, request: TokenRequest) -> str:
+        """``Bearer``, ``DPoP`` (when asked for) or ``N_A`` (an exchanged non-access token); anything else refused."""
+        kind = answered.strip().lower() if isinstance(answered, str) else None
+        if request.exchange and answered == NOT_APPLICABLE:
+            return NOT_APPLICABLE  # RFC 8693: a token that is not an access token (kept, not sent to APIs)
+        if kind == "dpop" and request.dpop is not None:
+            return DPOP
+        if kind == "bearer" and request.dpop is not None:
+            if not request.dpop_allow_bearer:
+                raise TokenEndpointError(
+                    f"The token endpoint {self.token_url} answered the DPoP request with a Bearer token: the server "
+                    "did not bind it to the key (RFC 9449 §5 allows that), so whoever copies it can use it. Enable "
+                    "DPoP for the client on the server, or set dpop_allow_bearer to accept unbound tokens",
+                    status=response.status_code,
+                    error="unsupported_token_type",
+                )
+            log.warning(
+                "Token endpoint %s answered the DPoP request with a Bearer token (not bound to the key); "
+                "using it as dpop_allow_bearer says",
+                self.token_url,
+            )
+            return "Bearer"
+        if kind == "bearer":
+            return "Bearer"
+        shown = _printable(str(answered))[:40]
+        advice = (
+            "set dpop to true on the connection to use DPoP-bound tokens"
+            if kind == "dpop"
+            else "ask for a bearer token (dpop for a DPoP-bound one)"
+        )
+        raise TokenEndpointError(
+            f"The token endpoint {self.token_url} issued a token of type {shown!r}, which this provider does not "
+            f"use: RFC 6749 §7.1 forbids using a token whose type the client does not understand; {advice}",
+            status=response.status_code,
+            error="unsupported_token_type",
         )
 
     def _issued_token_type(
@@ -348,6 +402,13 @@ class TokenClient:
             return "Check the scope setting against what the client is allowed"
         if error == "unauthorized_client":
             return "The client is not allowed this grant type; enable the JWT bearer flow for it on the server"
+        return None
+
+
+def _json_or_none(response: requests.Response) -> object:
+    try:
+        return response.json()
+    except ValueError:
         return None
 
 

@@ -26,6 +26,7 @@ ciphertext of the token's JSON with the 16-byte GCM tag.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -38,6 +39,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from airflow_jwt_provider.signing.dpop import DPoPKey
 from airflow_jwt_provider.tokens.access_token import AccessToken
 
 MAGIC = b"JWTB"
@@ -131,7 +133,22 @@ def _token_to_json(token: AccessToken) -> dict[str, Any]:
         "extra": dict(token.extra),
         "assumed_lifetime": token.assumed_lifetime.total_seconds(),
         "issued_token_type": token.issued_token_type,
+        # A generated DPoP key travels with its token (inside the sealed entry): every process served the
+        # token proves with the key it is bound to. A signer key does not: every process has it.
+        "dpop_key": _dpop_key_to_json(token.dpop_key),
     }
+
+
+def _dpop_key_to_json(key: DPoPKey | None) -> dict[str, str] | None:
+    if key is None or not key.travels_with_token:
+        return None
+    return {"alg": key.algorithm, "pkcs8": base64.b64encode(key.private_der()).decode("ascii")}
+
+
+def _dpop_key_from_json(data: Any) -> DPoPKey | None:
+    if not isinstance(data, dict):
+        return None
+    return DPoPKey.from_private_der(base64.b64decode(str(data["pkcs8"])), str(data["alg"]))
 
 
 def _token_from_json(data: Any) -> AccessToken:
@@ -150,4 +167,5 @@ def _token_from_json(data: Any) -> AccessToken:
         extra=extra,
         assumed_lifetime=timedelta(seconds=float(data["assumed_lifetime"])),
         issued_token_type=data.get("issued_token_type") if isinstance(data.get("issued_token_type"), str) else None,
+        dpop_key=_dpop_key_from_json(data.get("dpop_key")),
     )
