@@ -21,8 +21,11 @@ from airflow_jwt_provider.connection.settings import ConnectionLike, JwtBearerSe
 from airflow_jwt_provider.connection.token_parameters import DEFAULT_TOKEN, TokenParameters
 from airflow_jwt_provider.exceptions import JwtBearerError
 from airflow_jwt_provider.signing.rotation import SigningChoice
+from airflow_jwt_provider.tokens.access_token import AccessToken
 from airflow_jwt_provider.tokens.credentials import JwtBearerCredentials
+from airflow_jwt_provider.tokens.dpop import NONCES
 from airflow_jwt_provider.tokens.endpoint import clock_offset
+from airflow_jwt_provider.tokens.mtls import certificate_binding
 
 #: A clock further off than this is worth a warning (servers allow some leeway, typically 60 s).
 CLOCK_WARNING_SECONDS = 5.0
@@ -59,7 +62,7 @@ def diagnose(conn: ConnectionLike, subject: str | None = None, scope: str | None
         settings = parse_connection(conn, check_preset=False)
     except JwtBearerError as exc:
         yield Step("settings", Status.FAIL, [str(exc)])
-        yield from _skipped("preset rules", "key", "certificate", "assertion", "token", "clock")
+        yield from _skipped("preset rules", "key", "certificate", "assertion", "token", "binding", "clock")
         return
     yield Step("settings", Status.OK, _settings_lines(settings))
     yield _preset_step(conn, settings)
@@ -71,7 +74,7 @@ def diagnose(conn: ConnectionLike, subject: str | None = None, scope: str | None
         credentials = JwtBearerCredentials.from_settings(settings, session=session)
     except JwtBearerError as exc:
         yield Step("key", Status.FAIL, [str(exc)])
-        yield from _skipped("certificate", "assertion", "token", "clock")
+        yield from _skipped("certificate", "assertion", "token", "binding", "clock")
         return
     choice = credentials.choice
     if choice is None:  # keyless: the JWT comes from the platform
@@ -91,7 +94,7 @@ def diagnose(conn: ConnectionLike, subject: str | None = None, scope: str | None
         assertion_lines = _assertion_lines(credentials, params)
     except JwtBearerError as exc:
         yield Step("assertion", Status.FAIL, [str(exc)])
-        yield from _skipped("token", "clock")
+        yield from _skipped("token", "binding", "clock")
         return
     yield Step("assertion", Status.OK, assertion_lines)
 
@@ -99,6 +102,7 @@ def diagnose(conn: ConnectionLike, subject: str | None = None, scope: str | None
         token = credentials.get_token(params, force_refresh=True)
     except JwtBearerError as exc:
         yield Step("token", Status.FAIL, [str(exc)])
+        yield from _skipped("binding")
     else:
         lifetime = f"expires in {int(token.lifetime.total_seconds())} s" if token.expires_at else "no expires_in"
         token_lines = [f"{token.token_type} token from {credentials.token_url}, {lifetime}"]
@@ -106,6 +110,7 @@ def diagnose(conn: ConnectionLike, subject: str | None = None, scope: str | None
             token_lines.append(f"issued_token_type: {token.issued_token_type}")
         token_lines.append(f"scope: {token.scope!r}" if token.scope else "scope: (none given by the server)")
         yield Step("token", Status.OK, token_lines)
+        yield _binding_step(credentials, token)
     yield _clock_step(responses, settings)
 
 
@@ -177,6 +182,28 @@ def _assertion_lines(credentials: JwtBearerCredentials, params: TokenParameters)
         lines.append(f"{what}, header {header}")
         lines.extend(f"  {line}" for line in claim_lines(claims))
     return lines
+
+
+def _binding_step(credentials: JwtBearerCredentials, token: AccessToken) -> Step:
+    """What the token is bound to: a DPoP key (RFC 9449), the TLS client certificate (RFC 8705), or nothing."""
+    settings = credentials.settings
+    if settings.dpop is not None:
+        if token.dpop_key is None:
+            return Step("binding", Status.WARN, ["DPoP asked for, but the server answered a Bearer token (unbound)"])
+        lines = [
+            f"DPoP-bound (token_type {token.token_type}) to the {settings.dpop.key.value} key "
+            f"{token.dpop_key.algorithm}, jkt {token.dpop_key.jkt}: the token endpoint accepted the proof"
+        ]
+        nonce = NONCES.get(credentials.token_url)
+        lines.append(
+            "server nonce: the token endpoint gave one (the round trip worked)" if nonce else "server nonce: none asked"
+        )
+        return Step("binding", Status.OK, lines)
+    if credentials.tls_context is not None:
+        certificate = credentials.signer.certificate if credentials.signer else None
+        binding = certificate_binding(certificate) if certificate is not None else "?"
+        return Step("binding", Status.OK, [f"mutual TLS with the certificate x5t#S256 {binding}"])
+    return Step("binding", Status.SKIP, ["a bearer token (dpop and mtls are off)"])
 
 
 def _clock_step(responses: list[requests.Response], settings: JwtBearerSettings) -> Step:

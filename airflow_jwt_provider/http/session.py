@@ -93,7 +93,7 @@ class JwtBearerSession(requests.Session):
         names one URL), and for the same host the token goes with a new proof for the new URL."""
         super().rebuild_auth(prepared_request, response)
         prepared_request.headers.pop("DPoP", None)
-        if str(prepared_request.headers.get("Authorization", "")).startswith("DPoP ") and self.auth is not None:
+        if str(prepared_request.headers.get("Authorization", "")).startswith("DPoP ") and callable(self.auth):
             self.auth(prepared_request)
 
     def url_for(self, endpoint: str | None) -> str:
