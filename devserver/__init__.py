@@ -5,7 +5,8 @@
 * :mod:`devserver.server` is a real OAuth 2.0 authorization server built on Authlib's server
   side, plus a small protected API, so the client's assertions are checked by code that is
   not the client's own. Its parts live in :mod:`devserver.grants`, :mod:`devserver.token_endpoint`,
-  :mod:`devserver.api`, :mod:`devserver.faults` and :mod:`devserver.records`;
+  :mod:`devserver.api`, :mod:`devserver.faults` and :mod:`devserver.records`; DPoP (RFC 9449) in
+  :mod:`devserver.dpop`, HTTPS and mutual TLS (RFC 8705) in :mod:`devserver.tls`;
   ``python -m devserver`` (:mod:`devserver.cli`) runs it on its own.
 
 Tests and the demo import it with the repository root on ``sys.path``.

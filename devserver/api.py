@@ -1,8 +1,20 @@
-"""The protected API under ``/api``, as a blueprint, and its bearer-token check.
+"""The protected API under ``/api``, as a blueprint, and its access-token check.
 
 Deliberately simple: the server's access tokens are opaque random strings kept in memory
 (``LocalAuthorizationServer.token_info``), checked on the server's clock, refused once revoked.
-Refusals are RFC 6750 §3 errors (401, ``WWW-Authenticate: Bearer error="invalid_token"``).
+Refusals are RFC 6750 §3 errors (401, ``WWW-Authenticate: Bearer error="invalid_token"``); every
+challenge also offers ``DPoP algs="..."`` (RFC 9449 §7.1: the server takes both schemes).
+
+Bound tokens:
+
+* a DPoP-bound token (``cnf.jkt``, RFC 9449 §7) must come as ``Authorization: DPoP <token>`` with a
+  ``DPoP`` proof for this request (``htm``, ``htu``, ``ath``, ...; see :mod:`devserver.dpop`) signed
+  by the key it is bound to. As ``Bearer`` it is refused (§7.2: ``invalid_token``); a missing or
+  invalid proof gets ``WWW-Authenticate: DPoP error="invalid_dpop_proof"``, a proof by another key or
+  an unbound token under the DPoP scheme ``DPoP error="invalid_token"``. With the ``dpop_api_nonce``
+  knob, a proof without the API's nonce gets ``DPoP error="use_dpop_nonce"`` and ``DPoP-Nonce``;
+* a certificate-bound token (``cnf.x5t#S256``, RFC 8705 §3) comes as ``Bearer`` over a TLS connection
+  with the same client certificate; otherwise ``invalid_token``.
 
 Every request under ``/api/`` -- refused, failed by an injected fault or unrouted too -- is
 recorded in ``api_requests`` (see ``LocalAuthorizationServer``), with the Authorization
@@ -13,15 +25,18 @@ redacted.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, g, jsonify, request
 
+from devserver import dpop, tls
+from devserver.records import client_certificate_record, dpop_record
 from devserver.web import auth_scheme, json_error, local_server
 
 if TYPE_CHECKING:
-    from devserver.server import IssuedToken
+    from devserver.server import IssuedToken, LocalAuthorizationServer
 
 API_PREFIX = "/api"
 ITEM_COUNT = 23
@@ -55,6 +70,11 @@ def _begin_api_record() -> None:
             "subject": None,
             "client_id": None,
             "auth_scheme": auth_scheme(request.headers.get("Authorization")),
+            "dpop": dpop_record(),
+            "dpop_verified": False,
+            "dpop_failure": None,
+            "nonce_challenge": False,
+            "client_certificate": client_certificate_record(),
             "status": None,
         }
 
@@ -68,17 +88,27 @@ def _finish_api_record(response: Response) -> Response:
     return response
 
 
-# --------------------------------------------------------------------------- bearer tokens
+# --------------------------------------------------------------------------- access tokens
 
 
-def _authenticate_bearer(header: str | None) -> tuple[IssuedToken | None, str]:
-    if not header:
-        return None, "Missing bearer token."
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
-        return None, "The Authorization scheme must be Bearer."
-    server = local_server()
-    issued, revoked = server.bearer_token_state(value.strip())
+@dataclass
+class _Refusal:
+    """Why the API refuses a request's credentials, and the challenge scheme that says so."""
+
+    error: str
+    description: str
+    scheme: str = "Bearer"
+    nonce: str | None = None
+
+
+def _note(**fields: Any) -> None:
+    record = g.get("api_record")
+    if record is not None:
+        record.update(fields)
+
+
+def _token_state(server: LocalAuthorizationServer, token: str) -> tuple[IssuedToken | None, str]:
+    issued, revoked = server.bearer_token_state(token)
     if issued is None:
         return None, "Unknown access token."
     if revoked:
@@ -88,23 +118,116 @@ def _authenticate_bearer(header: str | None) -> tuple[IssuedToken | None, str]:
     return issued, ""
 
 
+def _authenticate() -> tuple[IssuedToken | None, _Refusal | None]:
+    header = request.headers.get("Authorization")
+    if not header:
+        return None, _Refusal("invalid_token", "Missing bearer token.")
+    scheme, _, value = header.partition(" ")
+    token = value.strip()
+    if scheme.lower() == "dpop":
+        return _authenticate_dpop(token)
+    if scheme.lower() != "bearer" or not token:
+        return None, _Refusal("invalid_token", "The Authorization scheme must be Bearer (or DPoP).")
+    server = local_server()
+    issued, problem = _token_state(server, token)
+    if issued is None:
+        return None, _Refusal("invalid_token", problem)
+    if issued.jkt:
+        _note(dpop_failure="DPoP-bound token presented as Bearer")
+        return None, _Refusal(
+            "invalid_token", "The access token is DPoP-bound: present it with the DPoP scheme and a proof."
+        )
+    if issued.x5t_s256:
+        certificate = tls.peer_certificate(request.environ)
+        if certificate is None or tls.thumbprint(certificate) != issued.x5t_s256:
+            what = "another" if certificate is not None else "no"
+            return None, _Refusal(
+                "invalid_token",
+                f"The access token is bound to a client certificate; this connection presented {what} certificate.",
+            )
+    return issued, None
+
+
+def _authenticate_dpop(token: str) -> tuple[IssuedToken | None, _Refusal | None]:
+    """RFC 9449 §7.1: the proof first (it covers the token by ``ath``), then the token and its binding."""
+    server = local_server()
+    if not token:
+        return None, _Refusal("invalid_token", "Missing access token after DPoP.", "DPoP")
+    nonces = server.dpop_nonces(api=True) if server.dpop_api_nonce else None
+    try:
+        proof = dpop.verify_proof(
+            request.headers.getlist("DPoP"),
+            method=request.method,
+            url=request.base_url,
+            algorithms=server.dpop_algorithms,
+            now=server.now(),
+            iat_window=server.dpop_iat_window,
+            leeway=server.leeway,
+            used=server.used_dpop_proofs,
+            nonces=nonces,
+            access_token=token,
+        )
+    except dpop.ProofError as exc:
+        _note(dpop_failure=exc.description)
+        if exc.error == dpop.USE_DPOP_NONCE and nonces is not None:
+            _note(nonce_challenge=True)
+            return None, _Refusal(exc.error, exc.description, "DPoP", nonces.current)
+        return None, _Refusal(exc.error, exc.description, "DPoP")
+    if proof.new_nonce is not None:
+        g.dpop_nonce_header = proof.new_nonce
+    issued, problem = _token_state(server, token)
+    if issued is None:
+        return None, _Refusal("invalid_token", problem, "DPoP")
+    if not issued.jkt:
+        _note(dpop_failure="token not DPoP-bound")
+        return None, _Refusal("invalid_token", "The access token is not DPoP-bound: present it as Bearer.", "DPoP")
+    if proof.jkt != issued.jkt:
+        _note(dpop_failure="proof key is not the token's key")
+        return None, _Refusal("invalid_token", "The DPoP proof key is not the key the token is bound to.", "DPoP")
+    _note(dpop_verified=True)
+    return issued, None
+
+
+def _refuse(refusal: _Refusal) -> Response:
+    algs = " ".join(local_server().dpop_algorithms)
+    parameters = f'error="{refusal.error}", error_description="{_quotable(refusal.description)}"'
+    if refusal.scheme == "DPoP":
+        challenge = f'DPoP {parameters}, algs="{algs}"'
+    else:
+        challenge = f'Bearer {parameters}, DPoP algs="{algs}"'
+    response = jsonify(error=refusal.error, error_description=refusal.description)
+    response.status_code = 401
+    response.headers["WWW-Authenticate"] = challenge
+    if refusal.nonce:
+        response.headers[dpop.NONCE_HEADER] = refusal.nonce
+    return response
+
+
+def _quotable(text: str) -> str:
+    return text.replace("\\", "/").replace('"', "'")
+
+
 def protected(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Bearer-token check for /api views (RFC 6750 §3 errors); passes the token to the view."""
+    """Access-token check for /api views (see the module docstring); passes the token to the view."""
 
     @wraps(view)
     def wrapper(**kwargs: Any) -> Any:
-        issued, problem = _authenticate_bearer(request.headers.get("Authorization"))
-        if issued is None:
-            response = jsonify(error="invalid_token", error_description=problem)
-            response.status_code = 401
-            response.headers["WWW-Authenticate"] = f'Bearer error="invalid_token", error_description="{problem}"'
-            return response
-        record = g.get("api_record")
-        if record is not None:
-            record.update(subject=issued.sub, client_id=issued.client_id)
+        issued, refusal = _authenticate()
+        if refusal is not None or issued is None:
+            return _refuse(refusal or _Refusal("invalid_token", "Unknown access token."))
+        _note(subject=issued.sub, client_id=issued.client_id)
         return view(issued, **kwargs)
 
     return wrapper
+
+
+@blueprint.after_request
+def _hand_out_nonce(response: Response) -> Response:
+    """RFC 9449 §8.2 at the API: a new nonce on any answer to a proof that did not carry the current one."""
+    nonce = g.get("dpop_nonce_header")
+    if nonce and dpop.NONCE_HEADER not in response.headers:
+        response.headers[dpop.NONCE_HEADER] = nonce
+    return response
 
 
 # --------------------------------------------------------------------------- views

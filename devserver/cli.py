@@ -63,6 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-assertion-lifetime", type=int, default=300, metavar="SECONDS")
     parser.add_argument("--token-lifetime", type=int, default=DEFAULT_TOKEN_LIFETIME, metavar="SECONDS")
     parser.add_argument("--url-file", help="write the base URL here once listening")
+    parser.add_argument("--tls", action="store_true", help="serve HTTPS with a test CA made at start (RFC 8705)")
+    parser.add_argument("--ca-file", help="with --tls: write the test CA's certificate (PEM) here")
+    parser.add_argument(
+        "--tls-name", action="append", default=[], metavar="NAME", help="with --tls: also certify this host name"
+    )
+    parser.add_argument("--dpop-nonce", action="store_true", help="require DPoP nonces at the token endpoint")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
 
@@ -76,8 +82,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     if not material and not args.client_secret:
         parser.error("give --certificate, --keystore or --client-secret")
+    if (args.ca_file or args.tls_name) and not args.tls:
+        parser.error("--ca-file and --tls-name need --tls")
 
-    server = LocalAuthorizationServer(args.host, args.port, token_lifetime=args.token_lifetime)
+    server = LocalAuthorizationServer(
+        args.host,
+        args.port,
+        token_lifetime=args.token_lifetime,
+        tls=args.tls,
+        tls_names=args.tls_name,
+        dpop_nonce=args.dpop_nonce,
+    )
+    if args.ca_file:
+        server.write_ca_file(args.ca_file)
     server.register_client(
         args.client_id,
         client_secret=args.client_secret,

@@ -41,6 +41,8 @@ from devserver.grants import (
     _safe,
     _server_audiences,
     _verify_assertion,
+    check_proof_of_possession,
+    token_binding,
 )
 from devserver.records import note_token_request
 from devserver.web import local_server
@@ -80,6 +82,7 @@ class TokenExchangeGrant(BaseGrant, TokenEndpointMixin):
     def validate_token_request(self) -> None:
         form = request.form
         client = self._client()
+        check_proof_of_possession(self.local, client)  # before the subject token is used up
         subject_token, subject_type = form.get("subject_token"), form.get("subject_token_type")
         if not subject_token or not subject_type:
             raise _request_error("subject_token and subject_token_type are required (RFC 8693 §2.1).")
@@ -173,8 +176,9 @@ class TokenExchangeGrant(BaseGrant, TokenEndpointMixin):
                 "token_type": "N_A",
                 "expires_in": local.token_lifetime,
             }
-            note_token_request(issued_sub=self._subject["sub"], issued_token_type=ID_TOKEN_TYPE)
+            note_token_request(issued_sub=self._subject["sub"], issued_token_type=ID_TOKEN_TYPE, token_type="N_A")
             return 200, body, self.TOKEN_RESPONSE_HEADER
+        jkt, x5t_s256 = token_binding()
         issued = local.issue_access_token(
             sub=self._subject["sub"],
             client_id=self._client_id,
@@ -182,16 +186,24 @@ class TokenExchangeGrant(BaseGrant, TokenEndpointMixin):
             grant_type=TOKEN_EXCHANGE_GRANT_TYPE,
             act=self._act,
             audiences=tuple(self._audiences),
+            jkt=jkt,
+            x5t_s256=x5t_s256,
         )
         body = {
             "access_token": issued.access_token,
             "issued_token_type": ACCESS_TOKEN_TYPE,
-            "token_type": "Bearer",
+            "token_type": issued.token_type,
             "expires_in": local.token_lifetime,
         }
         if scope:
             body["scope"] = scope
-        note_token_request(issued_sub=issued.sub, issued_scope=scope, issued_token_type=ACCESS_TOKEN_TYPE)
+        note_token_request(
+            issued_sub=issued.sub,
+            issued_scope=scope,
+            issued_token_type=ACCESS_TOKEN_TYPE,
+            token_type=issued.token_type,
+            cnf=issued.cnf,
+        )
         return 200, body, self.TOKEN_RESPONSE_HEADER
 
 
@@ -221,7 +233,8 @@ def generate_access_token(project: str, name: str) -> tuple[Response, int]:
     header = request.headers.get("Authorization", "")
     scheme, _, presented = header.partition(" ")
     issued, revoked = local.bearer_token_state(presented.strip()) if scheme.lower() == "bearer" else (None, False)
-    if issued is None or revoked or issued.expires_at <= local.now():
+    if issued is None or revoked or issued.expires_at <= local.now() or issued.jkt or issued.x5t_s256:
+        # A bound token is not a bearer token (RFC 9449 §7.2, RFC 8705 §3); IAM takes bearer tokens only.
         return _google_error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials.")
     email = match.group("email")
     allowed = local.impersonation.get(email)

@@ -13,7 +13,17 @@ providers behave:
   :class:`_ClientCredentialsGrant`, :func:`_secret_post`, :func:`_secret_basic`;
 * the Entra on-behalf-of flow (``requested_token_use=on_behalf_of``) whose ``assertion`` is a
   user token issued by this server (:meth:`LocalAuthorizationServer.issue_user_token`):
-  :class:`_OnBehalfOfGrant`.
+  :class:`_OnBehalfOfGrant`;
+* mutual-TLS client authentication (RFC 8705 §2): ``tls_client_auth`` and
+  ``self_signed_tls_client_auth`` (:class:`_MutualTlsAuth`);
+* proof of possession for every grant (:func:`check_proof_of_possession`): a DPoP proof (RFC 9449
+  §5) binds the token to its key (``token_type: DPoP``), a client registered with
+  ``tls_client_certificate_bound_access_tokens`` gets tokens bound to its TLS certificate (RFC 8705 §3).
+
+Where the proof is checked: after the client authenticated (a ``private_key_jwt`` assertion is then
+used up, so a client retrying after ``use_dpop_nonce`` must send a fresh one -- node-oidc-provider
+behaves the same), before the grant's own assertion or subject token is used up (a retry may resend it,
+as with any other refusal that comes before it is consumed: see :class:`_JWTBearerGrant`).
 
 Things Authlib 1.9 does differently from providers, changed here on purpose (each one would
 otherwise refuse valid requests or accept invalid ones):
@@ -60,10 +70,11 @@ from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion, JWTBearerGrant
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from flask import request
+from flask import g, request
 from joserfc import jwk, jws, jwt
 from joserfc.errors import JoseError, UnsupportedAlgorithmError
 
+from devserver import dpop, tls
 from devserver.records import note_token_request
 
 if TYPE_CHECKING:
@@ -86,7 +97,13 @@ ALLOWED_ALGORITHMS: tuple[str, ...] = (
     "EdDSA",
     "Ed25519",
 )
-CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+CLIENT_AUTH_METHODS = [
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+    "tls_client_auth",
+    "self_signed_tls_client_auth",
+]
 _USER_TOKEN_ALGORITHM = "ES256"
 
 
@@ -128,6 +145,18 @@ def _client_error(description: str) -> OAuth2Error:
 
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+class InvalidDPoPProofError(OAuth2Error):
+    """RFC 9449 §5: the token request's DPoP proof is missing or not acceptable."""
+
+    error = dpop.INVALID_DPOP_PROOF
+
+
+class UseDPoPNonceError(OAuth2Error):
+    """RFC 9449 §8: retry with the nonce in ``DPoP-Nonce`` (the token endpoint adds the header)."""
+
+    error = dpop.USE_DPOP_NONCE
 
 
 @dataclass
@@ -317,6 +346,102 @@ def _verify_user_token(local: LocalAuthorizationServer, assertion: str, client_i
     return dict(token.claims)
 
 
+# --------------------------------------------------------------------------- proof of possession
+
+
+def token_binding() -> tuple[str | None, str | None]:
+    """The key thumbprint (``jkt``) and certificate thumbprint (``x5t#S256``) the token being issued is bound to."""
+    return g.get("pop_jkt"), g.get("pop_x5t_s256")
+
+
+def check_proof_of_possession(local: LocalAuthorizationServer, client: RegisteredClient | None) -> None:
+    """The token request's DPoP proof and certificate binding (RFC 9449 §5, RFC 8705 §3); see the module doc.
+
+    Sets what :func:`token_binding` answers. ``client`` is None for an anonymous token exchange.
+    """
+    proofs = request.headers.getlist("DPoP")
+    certificate_bound = client is not None and client.tls_client_certificate_bound_access_tokens
+    if proofs and certificate_bound:
+        # node-oidc-provider answers the same; a token has one confirmation method.
+        raise InvalidRequestError(description="multiple proof-of-possession mechanisms are not allowed")
+    if not proofs and client is not None and client.dpop_bound_access_tokens:
+        note_token_request(dpop_failure="missing")
+        raise InvalidDPoPProofError(
+            description="DPoP proof required: the client is registered with dpop_bound_access_tokens."
+        )
+    if proofs:
+        nonces = local.dpop_nonces() if local.dpop_nonce else None
+        try:
+            proof = dpop.verify_proof(
+                proofs,
+                method=request.method,
+                url=request.base_url,
+                algorithms=local.dpop_algorithms,
+                now=local.now(),
+                iat_window=local.dpop_iat_window,
+                leeway=local.leeway,
+                used=local.used_dpop_proofs,
+                nonces=nonces,
+            )
+        except dpop.ProofError as exc:
+            note_token_request(dpop_failure=exc.description)
+            if exc.error == dpop.USE_DPOP_NONCE and nonces is not None:
+                g.dpop_nonce_header = nonces.current
+                note_token_request(dpop_nonce_challenge=True)
+                raise UseDPoPNonceError(description=_safe(exc.description)) from None
+            raise InvalidDPoPProofError(description=_safe(exc.description)) from None
+        note_token_request(dpop_verified=True)
+        if proof.new_nonce is not None:
+            g.dpop_nonce_header = proof.new_nonce
+        if not local.dpop_bearer_answer:
+            g.pop_jkt = proof.jkt
+    if certificate_bound:
+        certificate = tls.peer_certificate(request.environ)
+        if certificate is None:
+            raise InvalidGrantError(description="mutual TLS client certificate not provided")
+        g.pop_x5t_s256 = tls.thumbprint(certificate)
+
+
+class _MutualTlsAuth:
+    """RFC 8705 §2 client authentication: ``client_id`` in the request, no secret or assertion, and the
+    certificate of the TLS connection.
+
+    ``tls_client_auth`` (§2.1): the certificate was issued by the server's test CA and has the subject
+    the client registered. ``self_signed_tls_client_auth`` (§2.2): the certificate is one the client
+    registered (SHA-256 of the DER; the chain is not validated). A request with other credentials, or
+    for a client registered otherwise, is left to the other methods.
+    """
+
+    def __init__(self, local: LocalAuthorizationServer, method: str) -> None:
+        self.local = local
+        self.method = method
+
+    def __call__(self, query_client: Callable[[str], Any], oauth_request: Any) -> RegisteredClient | None:
+        form = oauth_request.form
+        client_id = form.get("client_id")
+        if not client_id or form.get("client_secret") or form.get("client_assertion"):
+            return None
+        if extract_basic_authorization(oauth_request.headers)[0]:
+            return None
+        client: RegisteredClient | None = query_client(client_id)
+        if client is None or client.mtls_auth_method != self.method:
+            return None
+        certificate = tls.peer_certificate(request.environ)
+        if certificate is None:
+            raise _client_error("No client certificate: mutual TLS client authentication needs one.")
+        if self.method == "tls_client_auth":
+            rule = client.tls_client_auth
+            if not self.local.authority.issued(certificate):
+                raise _client_error("The client certificate was not issued by this server's CA.")
+            if rule is None or not rule.matches(certificate):
+                raise _client_error("The client certificate's subject does not match the registered one.")
+        else:
+            der = certificate.public_bytes(serialization.Encoding.DER)
+            if der not in client.self_signed_certificates:
+                raise _client_error("The client certificate is not one the client registered.")
+        return client
+
+
 # --------------------------------------------------------------------------- Authlib subclasses
 
 
@@ -367,13 +492,14 @@ class _JWTBearerGrant(JWTBearerGrant):
         super().validate_token_request()
         client: RegisteredClient = self.request.client
         self._authenticate_client_if_needed(client)
+        check_proof_of_possession(self.local, client)
         if self._federated:
             return  # a platform's JWT is presented until it expires (see devserver.federation)
         # Consumed last, so a request refused for another reason does not burn the jti.
         self.local.used_jti.consume(client.client_id, self._claims["jti"], _grant_error)
 
     def _authenticate_client_if_needed(self, client: RegisteredClient) -> None:
-        """Box-style: a client registered with a secret must also send it (post or basic).
+        """Box-style: a client registered with a secret (or for mutual TLS) must also authenticate.
 
         Credentials sent by a client that has none registered are checked too, so a client
         that leaks a secret where none is expected fails visibly.
@@ -384,7 +510,7 @@ class _JWTBearerGrant(JWTBearerGrant):
             or form.get("client_assertion")
             or extract_basic_authorization(self.request.headers)[0]
         )
-        if client.client_secret is None and not sent:
+        if client.client_secret is None and client.mtls_auth_method is None and not sent:
             return
         authenticated = self.server.authenticate_client(self.request, CLIENT_AUTH_METHODS)
         if authenticated.client_id != client.client_id:
@@ -487,6 +613,11 @@ class _ClientCredentialsGrant(ClientCredentialsGrant):
     def validate_token_request(self) -> None:
         super().validate_token_request()
         note_token_request(client_id=self.request.client.client_id, client_auth=self.request.auth_method)
+        check_proof_of_possession(self.local, self.request.client)
+
+    @property
+    def local(self) -> LocalAuthorizationServer:
+        return self.server.local
 
 
 class _OnBehalfOfGrant(BaseGrant, TokenEndpointMixin):
@@ -522,6 +653,7 @@ class _OnBehalfOfGrant(BaseGrant, TokenEndpointMixin):
         self.request.client = client
         self.request.user = User(self._claims["sub"])
         self.validate_requested_scope()
+        check_proof_of_possession(self.local, client)
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         token = self.generate_token(
@@ -582,3 +714,5 @@ class AuthlibServer(AuthorizationServer):
         self.register_client_auth_method("client_secret_basic", _secret_basic)
         self.register_client_auth_method("client_secret_post", _secret_post)
         self.register_client_auth_method("private_key_jwt", _PrivateKeyJWTAuth(local))
+        for method in ("tls_client_auth", "self_signed_tls_client_auth"):
+            self.register_client_auth_method(method, _MutualTlsAuth(local, method))

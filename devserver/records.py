@@ -32,11 +32,31 @@ from typing import Any
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from flask import Blueprint, Response, g, jsonify, request
 
+from devserver.dpop import decode_unverified
+from devserver.tls import describe, peer_certificate
 from devserver.web import is_loopback, json_error, local_server
 
 RECORDS_PREFIX = "/_devserver"
 
 blueprint = Blueprint("records", __name__, url_prefix=RECORDS_PREFIX)
+
+
+def dpop_record() -> dict[str, Any] | None:
+    """The request's DPoP proof decoded (``header`` and ``claims``, never the JWT), or None without one."""
+    values = request.headers.getlist("DPoP")
+    if not values:
+        return None
+    decoded = decode_unverified(values[0].split(",")[0])
+    if decoded is None:
+        return {"header": None, "claims": None}
+    header, claims = decoded
+    return {"header": header, "claims": claims}
+
+
+def client_certificate_record() -> dict[str, str] | None:
+    """Subject, issuer and ``x5t#S256`` of the connection's TLS client certificate, or None."""
+    certificate = peer_certificate(request.environ)
+    return describe(certificate) if certificate is not None else None
 
 
 def new_token_record(now: float) -> dict[str, Any]:
@@ -65,6 +85,14 @@ def new_token_record(now: float) -> dict[str, Any]:
         "client_assertion_verified": False,
         "issued_sub": None,
         "issued_scope": None,
+        "path": request.path,
+        "dpop": dpop_record(),
+        "dpop_verified": False,
+        "dpop_failure": None,
+        "dpop_nonce_challenge": False,
+        "client_certificate": client_certificate_record(),
+        "token_type": None,
+        "cnf": None,
         "success": False,
         "status": None,
         "error": None,

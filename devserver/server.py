@@ -10,7 +10,11 @@ the way providers behave. The parts:
   client authentication (``private_key_jwt``, client secret post/basic), the assertion checks,
   and why each deviation from Authlib's defaults exists;
 * :mod:`devserver.token_endpoint`: ``POST /oauth2/token`` and the RFC 8414 metadata;
-* :mod:`devserver.api`: the protected API under ``/api`` and its bearer-token check;
+* :mod:`devserver.api`: the protected API under ``/api`` and its bearer, DPoP and certificate-bound
+  token checks;
+* :mod:`devserver.dpop`: DPoP proofs (RFC 9449), their nonces and the ``jti`` already used;
+* :mod:`devserver.tls`: HTTPS with a test CA made at run time, client certificates and the mutual-TLS
+  checks (RFC 8705);
 * :mod:`devserver.faults`: injected 429/503 answers and a proxy's HTML 502 page;
 * :mod:`devserver.records`: what is recorded per token request, and the loopback-only JSON view
   of the records (``/_devserver/...``) for a server running in another process;
@@ -27,11 +31,16 @@ shifts to simulate clock skew.
 
 from __future__ import annotations
 
+import atexit
 import email.utils
 import hmac
+import ipaddress
 import logging
 import os
 import secrets
+import shutil
+import ssl
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -47,9 +56,10 @@ from flask import Flask, Response, jsonify, request
 from joserfc import jwk
 from werkzeug.serving import WSGIRequestHandler
 
-from devserver import api, exchange, faults, records, token_endpoint
+from devserver import api, exchange, faults, records, tls, token_endpoint
 from devserver.api import API_PREFIX, DEFAULT_JOB_READY_AFTER
 from devserver.api import ITEM_COUNT as ITEM_COUNT  # re-exported: it used to be defined here
+from devserver.dpop import DEFAULT_IAT_WINDOW, DPOP_ALGORITHMS, Nonces, UsedProofs
 from devserver.exchange import TOKEN_EXCHANGE_GRANT_TYPE
 from devserver.faults import Faults
 from devserver.federation import FederationRule, TrustedIssuers
@@ -61,14 +71,17 @@ from devserver.grants import (
     UsedJti,
     User,
     UserTokenKey,
+    token_binding,
 )
 from devserver.records import note_token_request
-from devserver.token_endpoint import TOKEN_PATH
+from devserver.tls import CertificateAuthority, SubjectRule
+from devserver.token_endpoint import MTLS_TOKEN_PATH, TOKEN_PATH
 from devserver.web import SERVER_EXTENSION, ServingThread, is_loopback, json_error
 
 __all__ = [
     "ALLOWED_ALGORITHMS",
     "CLIENT_ASSERTION_TYPE",
+    "DPOP_ALGORITHMS",
     "JWT_BEARER_GRANT_TYPE",
     "IssuedToken",
     "LocalAuthorizationServer",
@@ -96,6 +109,14 @@ class RegisteredClient(ClientMixin):
     subject_optional: bool = False
     #: Authenticates with a platform JWT its federated credentials admit (see ``trust_issuer``).
     federated: bool = False
+    #: RFC 9449 §5.2 ``dpop_bound_access_tokens``: token requests without a DPoP proof are refused.
+    dpop_bound_access_tokens: bool = False
+    #: RFC 8705 §2.1 ``tls_client_auth``: the subject its CA-issued certificate must have.
+    tls_client_auth: SubjectRule | None = None
+    #: RFC 8705 §2.2 ``self_signed_tls_client_auth``: the DER certificates it registered.
+    self_signed_certificates: tuple[bytes, ...] = ()
+    #: RFC 8705 §3 ``tls_client_certificate_bound_access_tokens``: its tokens are bound to its TLS certificate.
+    tls_client_certificate_bound_access_tokens: bool = False
 
     def get_client_id(self) -> str:
         return self.client_id
@@ -119,7 +140,20 @@ class RegisteredClient(ClientMixin):
             return self.client_secret is not None
         if method in ("private_key_jwt", "client_assertion_jwt"):
             return self.public_key is not None or self.federated
+        if method == "tls_client_auth":
+            return self.tls_client_auth is not None
+        if method == "self_signed_tls_client_auth":
+            return bool(self.self_signed_certificates)
         return False
+
+    @property
+    def mtls_auth_method(self) -> str | None:
+        """The mutual-TLS client authentication method it registered (RFC 8705 §2), if any."""
+        if self.tls_client_auth is not None:
+            return "tls_client_auth"
+        if self.self_signed_certificates:
+            return "self_signed_tls_client_auth"
+        return None
 
     def check_response_type(self, response_type: str) -> bool:
         return False
@@ -142,6 +176,23 @@ class IssuedToken:
     act: dict[str, Any] | None = None
     #: The ``audience`` parameters of a token exchange.
     audiences: tuple[str, ...] = ()
+    #: RFC 9449 §6.1 ``cnf.jkt``: the thumbprint of the DPoP key the token is bound to.
+    jkt: str | None = None
+    #: RFC 8705 §3.1 ``cnf.x5t#S256``: the thumbprint of the client certificate the token is bound to.
+    x5t_s256: str | None = None
+
+    @property
+    def token_type(self) -> str:
+        return "DPoP" if self.jkt else "Bearer"
+
+    @property
+    def cnf(self) -> dict[str, str] | None:
+        """The confirmation claim (RFC 7800) an introspection would show."""
+        if self.jkt:
+            return {"jkt": self.jkt}
+        if self.x5t_s256:
+            return {"x5t#S256": self.x5t_s256}
+        return None
 
 
 class _Handler(WSGIRequestHandler):
@@ -187,6 +238,11 @@ def _not_allowed(exc: Exception) -> tuple[Response, int]:
 class LocalAuthorizationServer:
     """Token endpoint + protected API in a background thread; see the module docstring.
 
+    ``tls=True`` (or :meth:`enable_tls` before :meth:`start`) serves HTTPS with a certificate of a test
+    CA made at run time (:attr:`ca_pem`, :attr:`ca_file`; ``tls_names``: more names to certify) and
+    requests client certificates for mutual TLS (RFC 8705); :meth:`issue_client_certificate` makes
+    them. ``dpop_nonce`` is the default of the knob of that name (``python -m devserver --dpop-nonce``).
+
     Knobs (plain attributes, settable between tests; :meth:`reset` restores them):
 
     ``clock_offset``
@@ -210,6 +266,24 @@ class LocalAuthorizationServer:
         keep every assertion, client assertion and client secret received in
         :attr:`received_credentials` (never in the records), so that a test can search the
         client's logs for each one; :meth:`issued_tokens` gives the tokens issued.
+    ``dpop_algorithms``
+        the DPoP proof algorithms accepted (default :data:`~devserver.dpop.DPOP_ALGORITHMS`: ES256,
+        ES384, ES512, EdDSA, Ed25519, PS256, RS256); e.g. ``("ES256", "EdDSA")`` to refuse RSA like
+        node-oidc-provider. Listed as ``dpop_signing_alg_values_supported`` and in ``algs`` challenges.
+    ``dpop_iat_window``
+        seconds a DPoP proof is accepted after its ``iat`` (60; ``leeway`` is added on both sides).
+    ``dpop_nonce``
+        the token endpoint requires its DPoP nonce (RFC 9449 §8): a proof without the nonce it gave
+        gets ``400 use_dpop_nonce`` and a ``DPoP-Nonce`` header; :meth:`rotate_dpop_nonce` changes it.
+    ``dpop_api_nonce``
+        the API requires its own DPoP nonce (§9): ``401 WWW-Authenticate: DPoP error="use_dpop_nonce"``
+        and ``DPoP-Nonce`` (a different value from the token endpoint's: nonces are per server).
+    ``dpop_bearer_answer``
+        a token request with a valid DPoP proof gets ``token_type: Bearer`` and an unbound token (§5
+        allows it), to test a client's handling of the downgrade.
+    ``mtls_endpoint_aliases``
+        with TLS on, the metadata lists ``mtls_endpoint_aliases.token_endpoint`` (the same endpoint
+        under ``/mtls/oauth2/token``, so records tell which URL a client used); False leaves it out.
 
     Records (lists, appended in request order, before the response is sent) -- no secret value,
     assertion or access token is ever recorded:
@@ -222,11 +296,21 @@ class LocalAuthorizationServer:
         (the method that authenticated the client), ``assertion_header``/``assertion_claims``
         and ``client_assertion_header``/``client_assertion_claims`` (decoded even when
         refused) with ``assertion_verified``/``client_assertion_verified``, ``issued_sub``,
-        ``issued_scope``, ``success``, ``status``, ``error``, ``error_description``, ``time``.
+        ``issued_scope``, ``success``, ``status``, ``error``, ``error_description``, ``time``;
+        ``path`` (``/oauth2/token`` or the mTLS alias); ``dpop`` (the proof's ``header`` and
+        ``claims``, decoded even when refused; None without a ``DPoP`` header), ``dpop_verified``,
+        ``dpop_failure`` (why it was refused), ``dpop_nonce_challenge`` (answered ``use_dpop_nonce``);
+        ``client_certificate`` (``subject``, ``issuer``, ``x5t#S256`` of the TLS client certificate,
+        or None); ``token_type`` and ``cnf`` (``{"jkt": ...}`` or ``{"x5t#S256": ...}``) of the token issued.
     ``api_requests``
         ``method``, ``path``, ``query`` (dict; the values of ``access_token`` and other credential
         parameters replaced by ``"<redacted>"``), ``subject`` and ``client_id`` of the bearer
-        token (None when refused), ``auth_scheme`` (the Authorization scheme only), ``status``.
+        token (None when refused), ``auth_scheme`` (the Authorization scheme only), ``status``;
+        ``dpop`` (the proof's ``header`` and ``claims``, or None), ``dpop_verified``, ``dpop_failure``
+        (why the proof or the token's binding was refused), ``nonce_challenge`` (answered
+        ``use_dpop_nonce``), ``client_certificate`` (as for token requests).
+    ``tls_errors``
+        failed TLS handshakes (an untrusted client certificate, plain HTTP): ``client``, ``error``, ``time``.
     ``results``
         the JSON bodies posted to ``/api/results``.
 
@@ -251,9 +335,18 @@ class LocalAuthorizationServer:
         *,
         token_lifetime: int = DEFAULT_TOKEN_LIFETIME,
         leeway: int = DEFAULT_LEEWAY,
+        tls: bool = False,
+        tls_names: Iterable[str] = (),
+        dpop_nonce: bool = False,
     ) -> None:
         self.host = host
         self.port = port
+        self._default_dpop_nonce = dpop_nonce
+        self._authority: CertificateAuthority | None = None
+        self._ssl_context: ssl.SSLContext | None = None
+        self._tls_names = tuple(tls_names)
+        self._ca_directory: str | None = None
+        self.used_dpop_proofs = UsedProofs()
         self._default_token_lifetime = token_lifetime
         self._default_leeway = leeway
         self._lock = threading.RLock()
@@ -270,6 +363,8 @@ class LocalAuthorizationServer:
         self._reset_state()
         self.authlib = AuthlibServer(self, save_token=self._save_token, generate_token=self._generate_token)
         self.app = self._build_app()
+        if tls:
+            self.enable_tls()
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -278,7 +373,9 @@ class LocalAuthorizationServer:
         if not is_loopback(self.host):
             # Authlib refuses http:// request URLs that are not loopback (see module doc).
             os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")
-        self.port = self._serving.start(self.host, self.port, self._wsgi_app)
+        self.port = self._serving.start(
+            self.host, self.port, self._wsgi_app, ssl_context=self._ssl_context, on_tls_error=self._tls_error
+        )
         log.debug("devserver listening on %s", self.url)
         return self
 
@@ -300,11 +397,16 @@ class LocalAuthorizationServer:
         host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
     @property
     def token_url(self) -> str:
         return self.url + TOKEN_PATH
+
+    @property
+    def mtls_token_url(self) -> str:
+        """The token endpoint's mutual-TLS alias (RFC 8705 §5), listed in the metadata when TLS is on."""
+        return self.url + MTLS_TOKEN_PATH
 
     @property
     def api_url(self) -> str:
@@ -314,6 +416,114 @@ class LocalAuthorizationServer:
     def issuer(self) -> str:
         """``iss`` of the user tokens this server issues."""
         return self.url
+
+    # ----------------------------------------------------------------- TLS (RFC 8705)
+
+    @property
+    def tls(self) -> bool:
+        """Whether the server serves HTTPS (``tls=True`` or :meth:`enable_tls`)."""
+        return self._ssl_context is not None
+
+    @property
+    def authority(self) -> CertificateAuthority:
+        """The test CA: it issued the server's certificate and issues clients' (made on first use)."""
+        with self._lock:
+            if self._authority is None:
+                self._authority = CertificateAuthority()
+            return self._authority
+
+    def enable_tls(self, *names: str) -> LocalAuthorizationServer:
+        """Serve HTTPS from :meth:`start` on (call it before), with a certificate of :attr:`authority`.
+
+        The certificate names ``127.0.0.1``, ``::1`` and ``localhost``, the bind address when it is not a
+        wildcard, and ``names`` and the constructor's ``tls_names`` (host names or IP addresses: a
+        container's service name). Client certificates are requested, not required; see :mod:`devserver.tls`.
+        """
+        if self._serving.running:
+            raise RuntimeError("enable TLS before start()")
+        self._tls_names += names
+        if self._ssl_context is not None and not names:
+            return self
+        dns_names, addresses = ["localhost"], ["127.0.0.1", "::1"]
+        for name in (self.host, *self._tls_names):
+            if not name or name in ("0.0.0.0", "::"):
+                continue
+            try:
+                ipaddress.ip_address(name)
+            except ValueError:
+                dns_names.append(name)
+            else:
+                addresses.append(name)
+        certificate, key = self.authority.issue_server_certificate(
+            list(dict.fromkeys(dns_names)), list(dict.fromkeys(addresses))
+        )
+        context = tls.server_context(self.authority, certificate, key)
+        with self._lock:
+            self._ssl_context = context
+            for client in self.clients.values():
+                self._trust_self_signed(client)
+        return self
+
+    @property
+    def ca_pem(self) -> str:
+        """The test CA's certificate (PEM): what a client's ``verify`` must trust."""
+        return self.authority.pem
+
+    @property
+    def ca_file(self) -> str:
+        """:attr:`ca_pem` in a file (a temporary directory removed at exit), for ``requests``' ``verify=``."""
+        with self._lock:
+            if self._ca_directory is None:
+                self._ca_directory = tempfile.mkdtemp(prefix="devserver-ca-")
+                atexit.register(shutil.rmtree, self._ca_directory, True)
+            path = Path(self._ca_directory, "ca.pem")
+            if not path.exists():
+                path.write_text(self.ca_pem, encoding="ascii")
+            return str(path)
+
+    def write_ca_file(self, path: str | os.PathLike[str]) -> Path:
+        """Write :attr:`ca_pem` to ``path``; the path."""
+        target = Path(path)
+        target.write_text(self.ca_pem, encoding="ascii")
+        return target
+
+    def issue_client_certificate(
+        self,
+        subject_cn: str,
+        *,
+        key: Any = None,
+        organization: str | None = None,
+        dns_names: Iterable[str] = (),
+        ip_addresses: Iterable[str] = (),
+        uris: Iterable[str] = (),
+        emails: Iterable[str] = (),
+    ) -> tuple[str, str]:
+        """A client certificate of :attr:`authority` (for ``tls_client_auth``): ``(cert_pem, key_pem)``.
+
+        The subject is ``CN=<subject_cn>`` (``O=<organization>,CN=...`` in RFC 4514 order when given);
+        ``key``: a ``cryptography`` private key to certify (default: a new EC P-256 key); the others
+        become subject alternative names. The key PEM is unencrypted PKCS#8.
+        """
+        return self.authority.issue_client_certificate(
+            subject_cn,
+            key=key,
+            organization=organization,
+            dns_names=dns_names,
+            ip_addresses=ip_addresses,
+            uris=uris,
+            emails=emails,
+        )
+
+    def _trust_self_signed(self, client: RegisteredClient) -> None:
+        """Let the TLS handshake accept a client's self-signed certificates (chains are not validated, §2.2)."""
+        if self._ssl_context is None:
+            return
+        for der in client.self_signed_certificates:
+            self._ssl_context.load_verify_locations(cadata=der)
+
+    def _tls_error(self, client: str, error: str) -> None:
+        with self._lock:
+            self.tls_errors.append({"client": client, "error": error, "time": self.now()})
 
     # ----------------------------------------------------------------- configuration
 
@@ -329,6 +539,14 @@ class LocalAuthorizationServer:
         max_assertion_lifetime: int = 300,
         subject_optional: bool = False,
         federated: bool = False,
+        dpop_bound: bool = False,
+        tls_client_auth_subject_dn: str | None = None,
+        tls_client_auth_san_dns: str | None = None,
+        tls_client_auth_san_uri: str | None = None,
+        tls_client_auth_san_ip: str | None = None,
+        tls_client_auth_san_email: str | None = None,
+        self_signed_certificate_pem: str | bytes | None = None,
+        tls_client_certificate_bound_access_tokens: bool = False,
     ) -> RegisteredClient:
         """Register (or replace) a client.
 
@@ -340,7 +558,43 @@ class LocalAuthorizationServer:
         ``subject_optional`` accepts grant assertions without ``sub`` (Google service accounts; RFC 7523
         §3 requires it). ``federated``: the client has no key or secret of its own, only federated
         credentials (:meth:`trust_issuer`).
+
+        Proof of possession: ``dpop_bound`` (RFC 9449 §5.2 ``dpop_bound_access_tokens``) refuses token
+        requests without a DPoP proof. Mutual TLS (RFC 8705, with :meth:`enable_tls`):
+        ``tls_client_auth_subject_dn`` (RFC 4514, e.g. ``"CN=my-client"``) or one ``tls_client_auth_san_*``
+        value registers ``tls_client_auth`` -- a certificate of :attr:`authority` with that subject
+        (:meth:`issue_client_certificate`); ``self_signed_certificate_pem`` (one or more PEM certificates)
+        registers ``self_signed_tls_client_auth`` -- the certificate presented must be one of them (SHA-256
+        of the DER). Either way the request carries ``client_id`` and no secret or assertion.
+        ``tls_client_certificate_bound_access_tokens`` binds the client's tokens to the certificate of
+        its TLS connection (``cnf.x5t#S256``); the API then wants the same certificate.
         """
+        subjects = {
+            kind: value
+            for kind, value in (
+                ("subject_dn", tls_client_auth_subject_dn),
+                ("san_dns", tls_client_auth_san_dns),
+                ("san_uri", tls_client_auth_san_uri),
+                ("san_ip", tls_client_auth_san_ip),
+                ("san_email", tls_client_auth_san_email),
+            )
+            if value is not None
+        }
+        if len(subjects) > 1:
+            raise ValueError("tls_client_auth takes exactly one subject value (RFC 8705 §2.1.2)")
+        subject_rule = SubjectRule(*next(iter(subjects.items()))) if subjects else None
+        self_signed: tuple[bytes, ...] = ()
+        if self_signed_certificate_pem is not None:
+            raw = (
+                self_signed_certificate_pem.encode("ascii")
+                if isinstance(self_signed_certificate_pem, str)
+                else self_signed_certificate_pem
+            )
+            self_signed = tuple(
+                cert.public_bytes(serialization.Encoding.DER) for cert in x509.load_pem_x509_certificates(raw)
+            )
+        if subject_rule is not None and self_signed:
+            raise ValueError("register tls_client_auth or self_signed_tls_client_auth, not both")
         public_key: jwk.Key | None = None
         certificate_der: bytes | None = None
         if certificate_pem is not None:
@@ -351,8 +605,11 @@ class LocalAuthorizationServer:
         elif public_key_pem is not None:
             raw = public_key_pem.encode("ascii") if isinstance(public_key_pem, str) else public_key_pem
             public_key = _public_key_to_jwk(serialization.load_pem_public_key(raw))
-        if public_key is None and client_secret is None and not federated:
-            raise ValueError("a client needs a certificate, a public key, a client secret or federated credentials")
+        if public_key is None and client_secret is None and not federated and subject_rule is None and not self_signed:
+            raise ValueError(
+                "a client needs a certificate, a public key, a client secret, a TLS client certificate"
+                " or federated credentials"
+            )
         claims = {name: tuple(values) if values is not None else () for name, values in (required_claims or {}).items()}
         client = RegisteredClient(
             client_id=client_id,
@@ -364,9 +621,14 @@ class LocalAuthorizationServer:
             max_assertion_lifetime=max_assertion_lifetime,
             subject_optional=subject_optional,
             federated=federated,
+            dpop_bound_access_tokens=dpop_bound,
+            tls_client_auth=subject_rule,
+            self_signed_certificates=self_signed,
+            tls_client_certificate_bound_access_tokens=tls_client_certificate_bound_access_tokens,
         )
         with self._lock:
             self.clients[client_id] = client
+            self._trust_self_signed(client)
         return client
 
     def trust_issuer(
@@ -443,9 +705,31 @@ class LocalAuthorizationServer:
             self._revoked.update(self._tokens)
 
     def reset(self) -> None:
-        """Forget records, knobs, injected failures and revocations; keep clients and tokens."""
+        """Forget records, knobs, injected failures and revocations; keep clients and tokens.
+
+        The DPoP nonces are new ones; DPoP proof ``jti`` and assertion ``jti`` already used stay used.
+        """
         with self._lock:
             self._reset_state()
+
+    # ----------------------------------------------------------------- DPoP (RFC 9449)
+
+    def dpop_nonces(self, *, api: bool = False) -> Nonces:
+        """The nonces of the token endpoint (or of the API): each server its own (RFC 9449 §9)."""
+        return self._api_nonces if api else self._token_nonces
+
+    def current_dpop_nonce(self, *, api: bool = False) -> str:
+        """The nonce the token endpoint (or the API) hands out now."""
+        return self.dpop_nonces(api=api).current
+
+    def rotate_dpop_nonce(self, *, api: bool = False, retire_previous: bool = False) -> str:
+        """A new nonce for the token endpoint (or the API); the new value.
+
+        The previous nonce stays accepted, and the next answer to a proof carrying it (a 200 too)
+        has ``DPoP-Nonce: <new>`` (§8.2); with ``retire_previous`` it is refused at once
+        (``use_dpop_nonce`` with the new one).
+        """
+        return self.dpop_nonces(api=api).rotate(retire_previous=retire_previous)
 
     def _reset_state(self) -> None:
         self.clock_offset: float = 0.0
@@ -459,6 +743,15 @@ class LocalAuthorizationServer:
         self.token_requests: list[dict[str, Any]] = []
         self.api_requests: list[dict[str, Any]] = []
         self.results: list[Any] = []
+        self.tls_errors: list[dict[str, Any]] = []
+        self.dpop_algorithms: tuple[str, ...] = DPOP_ALGORITHMS
+        self.dpop_iat_window: int = DEFAULT_IAT_WINDOW
+        self.dpop_nonce: bool = self._default_dpop_nonce
+        self.dpop_api_nonce: bool = False
+        self.dpop_bearer_answer: bool = False
+        self.mtls_endpoint_aliases: bool = True
+        self._token_nonces = Nonces("as")
+        self._api_nonces = Nonces("rs")
         self.faults.reset()
         self._job_polls: dict[str, int] = {}
         self._revoked.clear()
@@ -550,8 +843,11 @@ class LocalAuthorizationServer:
         lifetime: int | None = None,
         act: dict[str, Any] | None = None,
         audiences: tuple[str, ...] = (),
+        jkt: str | None = None,
+        x5t_s256: str | None = None,
     ) -> IssuedToken:
-        """A new opaque access token the API accepts (token exchange, impersonation)."""
+        """A new opaque access token the API accepts (token exchange, impersonation); bound when given a
+        DPoP key thumbprint (``jkt``) or a certificate thumbprint (``x5t_s256``)."""
         issued = IssuedToken(
             access_token=secrets.token_urlsafe(32),
             sub=sub,
@@ -561,6 +857,8 @@ class LocalAuthorizationServer:
             expires_at=self.now() + (lifetime if lifetime is not None else self.token_lifetime),
             act=act,
             audiences=audiences,
+            jkt=jkt,
+            x5t_s256=x5t_s256,
         )
         with self._lock:
             self._tokens[issued.access_token] = issued
@@ -581,7 +879,8 @@ class LocalAuthorizationServer:
         expires_in: int | None = None,
         include_refresh_token: bool = True,
     ) -> dict[str, Any]:
-        token: dict[str, Any] = {"access_token": secrets.token_urlsafe(32), "token_type": "Bearer"}
+        jkt, _x5t_s256 = token_binding()
+        token: dict[str, Any] = {"access_token": secrets.token_urlsafe(32), "token_type": "DPoP" if jkt else "Bearer"}
         if self.omit_expires_in:
             token["instance_url"] = self.url
             token["issued_at"] = str(int(self.now() * 1000))
@@ -594,6 +893,7 @@ class LocalAuthorizationServer:
     def _save_token(self, token: dict[str, Any], oauth_request: Any) -> None:
         client: RegisteredClient = oauth_request.client
         user: User | None = oauth_request.user
+        jkt, x5t_s256 = token_binding()
         issued = IssuedToken(
             access_token=token["access_token"],
             sub=user.sub if user is not None else client.client_id,
@@ -601,10 +901,14 @@ class LocalAuthorizationServer:
             scope=token.get("scope"),
             grant_type=oauth_request.payload.grant_type,
             expires_at=self.now() + self.token_lifetime,
+            jkt=jkt,
+            x5t_s256=x5t_s256,
         )
         with self._lock:
             self._tokens[issued.access_token] = issued
-        note_token_request(issued_sub=issued.sub, issued_scope=issued.scope)
+        note_token_request(
+            issued_sub=issued.sub, issued_scope=issued.scope, token_type=token["token_type"], cnf=issued.cnf
+        )
 
     # ----------------------------------------------------------------- HTTP
 
