@@ -267,3 +267,38 @@ async def test_token_fetch_does_not_block_the_event_loop(conn_id: str, auth_serv
     assert event["status"] == "success", event
     assert time.monotonic() - started >= 1.0  # the token client did wait
     assert max(gaps) < 0.5, f"the loop stalled for {max(gaps):.2f} s"
+
+
+# -------------------------------------------------------------------------- DPoP in the triggerer
+
+
+async def test_a_dpop_connection_proves_each_poll_and_its_payloads_hold_no_key_or_proof(
+    auth_server: LocalAuthorizationServer, keystores: dict[str, Any], set_connection: Callable[..., str]
+) -> None:
+    """The trigger rebuilds its credentials from the connection id: the key and proofs never enter its kwargs."""
+    from airflow_jwt_provider.tokens.dpop import NONCES
+
+    NONCES.clear()
+    store = keystores["default"]
+    register(auth_server, store)
+    auth_server.dpop_api_nonce = True  # the API's nonce round trip happens on the event loop too
+    conn_id = set_connection(
+        "jwt_trigger_dpop",
+        host=auth_server.api_url,
+        login=CLIENT_ID,
+        extra=connection_extra(store, auth_server, dpop=True),
+    )
+    t = trigger(conn_id, "whoami")
+    event = await first_event(t)
+    assert response_from_event(event).json()["sub"] == "alice"
+    calls = [(r["status"], r["nonce_challenge"], r["dpop_verified"]) for r in auth_server.api_requests]
+    assert calls == [(401, True, False), (200, False, True)]  # the nonce challenge, then the call with it
+    token = JwtBearerHook(conn_id).get_token()
+    assert token.dpop_key is not None
+    from tests.e2e.conftest import JWT_PATTERN
+
+    text = repr(t.serialize()) + repr(serialize(t.serialize()[1])) + repr(event)
+    assert JWT_PATTERN.search(text) is None  # no proof, no assertion
+    assert token.access_token not in text
+    assert token.dpop_key.jkt not in text
+    NONCES.clear()
