@@ -1,0 +1,149 @@
+"""Benchmark: an API call with a DPoP-bound token (a proof per call) next to one with a bearer token, per key.
+
+What users call is timed: ``hook.run("whoami")`` against the local server on 127.0.0.1, which verifies
+every proof (signature, ``htu``, ``ath``, the key's thumbprint against the token's ``jkt``). The DPoP key
+is one generated for the connection (ES256, EdDSA), or the connection's own signer: a key file (RS256),
+SoftHSM2 (ES256, RS256) and the KMS emulator (ES256; a loopback HTTP round trip per proof, not AWS's).
+Each row alternates DPoP and bearer calls so that a change in the machine's load hits both alike.
+
+Run: ``.venv/bin/python benchmarks/bench_dpop.py [--quick]``. Exit status 1 when the generated ES256
+key misses its target (at most 1.2 times bearer).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+WORK = Path(tempfile.mkdtemp(prefix="jwt-bench-dpop-"))
+os.environ.setdefault("AIRFLOW_HOME", str(WORK / "airflow"))
+
+from devserver import hsm, kms  # noqa: E402
+from devserver import keystores as ks  # noqa: E402
+from devserver.server import LocalAuthorizationServer  # noqa: E402
+
+QUICK = "--quick" in sys.argv
+CALLS = 150 if QUICK else 600
+TARGET = 1.2
+PASSWORD = "bench-pass-1"
+
+
+def median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+def alternate(first: Callable[[], object], second: Callable[[], object], count: int) -> tuple[list[float], ...]:
+    a: list[float] = []
+    b: list[float] = []
+    for _ in range(count):
+        for call, out in ((first, a), (second, b)):
+            start = time.perf_counter()
+            call()
+            out.append(time.perf_counter() - start)
+    return a, b
+
+
+def main() -> int:
+    from airflow_jwt_provider.hooks.jwt_bearer import JwtBearerHook
+
+    print(f"Python {sys.version.split()[0]}; medians of {CALLS} calls each; GET /api/whoami on 127.0.0.1\n")
+    store = ks.make_keystore_with_fallback(WORK, "bench", store_type="pkcs12", store_password=PASSWORD)
+    token = hsm.create_softhsm(WORK / "softhsm")
+    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+    emulator = kms.start_kms_emulator(WORK)
+    missed = False
+    try:
+        kms_key = kms.create_signing_key(emulator.client(), "ECC_NIST_P256")
+        os.environ["AIRFLOW_CONN_KMS_BENCH"] = emulator.connection()
+        with LocalAuthorizationServer() as server:
+            base: dict[str, Any] = {"auth_url": server.token_url, "subject": "bench-user"}
+            local = {**base, "key_file": str(store.path), "keystore_password": PASSWORD}
+            pkcs11 = {
+                **base,
+                "signer": "pkcs11",
+                "pkcs11_module": token.module_path,
+                "pkcs11_token_label": token.token_label,
+                "keystore_password": token.user_pin,
+            }
+            rows: list[tuple[str, str, dict[str, Any], str]] = [
+                ("generated key", "ES256", {**local, "dpop": True}, "bench-client"),
+                ("generated key", "EdDSA", {**local, "dpop": True, "dpop_algorithm": "EdDSA"}, "bench-client"),
+                ("signer: key file", "RS256", {**local, "dpop": True, "dpop_key": "signer"}, "bench-client"),
+                (
+                    "signer: SoftHSM2",
+                    "ES256",
+                    {**pkcs11, "key_alias": "ec-signing", "dpop": True, "dpop_key": "signer"},
+                    "bench-hsm-ec",
+                ),
+                (
+                    "signer: SoftHSM2",
+                    "RS256",
+                    {**pkcs11, "key_alias": "rsa-signing", "dpop": True, "dpop_key": "signer"},
+                    "bench-hsm-rsa",
+                ),
+                (
+                    "signer: KMS emulator",
+                    "ES256",
+                    {
+                        **base,
+                        "signer": "aws_kms",
+                        "aws_conn_id": "kms_bench",
+                        "key_alias": kms_key["arn"],
+                        "dpop": True,
+                        "dpop_key": "signer",
+                    },
+                    "bench-kms",
+                ),
+            ]
+            server.register_client("bench-client", certificate_pem=store.certificate_pem)
+            server.register_client("bench-hsm-ec", public_key_pem=token.key("ec-signing").public_key_pem)
+            server.register_client("bench-hsm-rsa", public_key_pem=token.key("rsa-signing").public_key_pem)
+            server.register_client("bench-kms", public_key_pem=kms_key["public_key_pem"])
+
+            def hook(conn_id: str, login: str, extra: dict[str, Any]) -> JwtBearerHook:
+                os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(
+                    {"conn_type": "jwt_bearer", "login": login, "host": server.api_url, "extra": extra}
+                )
+                made = JwtBearerHook(conn_id)
+                made.run("whoami")  # token, key and session ready
+                return made
+
+            print(f"{'DPoP key':24} {'alg':6} {'DPoP ms':>8} {'bearer ms':>10} {'ratio':>7}  target")
+            for index, (kind, alg, extra, login) in enumerate(rows):
+                bearer_extra = {k: v for k, v in extra.items() if not k.startswith("dpop")}
+                dpop_hook = hook(f"bench_dpop_{index}", login, extra)
+                bearer_hook = hook(f"bench_bearer_{index}", login, bearer_extra)
+                dpop_calls, bearer_calls = alternate(
+                    lambda h=dpop_hook: h.run("whoami"), lambda h=bearer_hook: h.run("whoami"), CALLS
+                )
+                ratio = median_ms(dpop_calls) / median_ms(bearer_calls)
+                target = ""
+                if (kind, alg) == ("generated key", "ES256"):
+                    ok = ratio <= TARGET
+                    missed = missed or not ok
+                    target = f"≤ {TARGET}x {'ok' if ok else 'MISSED'}"
+                print(
+                    f"{kind:24} {alg:6} {median_ms(dpop_calls):8.2f} {median_ms(bearer_calls):10.2f} "
+                    f"{ratio:6.2f}x  {target}"
+                )
+            verified = [r for r in server.api_requests if r["auth_scheme"] == "DPoP"]
+            print(f"\nproofs the server verified: {sum(1 for r in verified if r['dpop_verified'])} of {len(verified)}")
+    finally:
+        emulator.stop()
+        from airflow_jwt_provider.signing.signers.pkcs11._sessions import close_sessions
+
+        close_sessions()
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
