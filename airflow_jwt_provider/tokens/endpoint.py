@@ -19,7 +19,7 @@ from requests.auth import HTTPBasicAuth
 from airflow_jwt_provider.common.redaction import redact_text
 from airflow_jwt_provider.common.retry import TOKEN_REQUEST_RETRY, RetryPolicy, parse_http_date
 from airflow_jwt_provider.common.seconds import finite_seconds
-from airflow_jwt_provider.connection.kinds import GrantType
+from airflow_jwt_provider.connection.kinds import ClientAuthMethod, GrantType
 from airflow_jwt_provider.connection.settings import HttpSettings
 from airflow_jwt_provider.connection.trusted_hosts import Origin, is_loopback
 from airflow_jwt_provider.exceptions import TokenEndpointError
@@ -378,10 +378,7 @@ class TokenClient:
         if error == "invalid_target":
             return "Check exchange_audience and exchange_resource: the server knows no such target"
         if error == "invalid_client":
-            return (
-                "Check the client id (Login) and the client secret (Password), and client_auth: "
-                f"{self.client_auth.method.value!r} is in use"
-            )
+            return _invalid_client_hint(self.client_auth.method)
         if error == "invalid_grant" and any(word in text for word in _TIME_WORDS):
             offset = clock_offset(response)
             if offset is not None and abs(offset) >= 5:
@@ -437,3 +434,25 @@ def _scope(value: object) -> str | None:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return " ".join(value) or None
     return None
+
+
+def _invalid_client_hint(method: ClientAuthMethod) -> str:
+    """What to check when the server does not recognise the client: it depends on how the client authenticated."""
+    if method.uses_tls_certificate:
+        return (
+            f"The client authenticates with its TLS certificate ({method.value}): check the client id (Login), that "
+            "the certificate in key_file is the one registered for it (its subject or SANs for tls_client_auth, the "
+            "certificate itself for self_signed_tls_client_auth) and that the request reached the server's mTLS "
+            "endpoint (auth_issuer finds it in the metadata)"
+        )
+    if method is ClientAuthMethod.PRIVATE_KEY_JWT:
+        return (
+            "The client authenticates with a signed client assertion (private_key_jwt): check the client id (Login), "
+            "that the server holds the public key of key_file (or its kid) for that client, and its algorithm"
+        )
+    if method is ClientAuthMethod.NONE:
+        return (
+            "No client authentication is sent (client_auth 'none'): check the client id (Login) and whether the "
+            "server requires the client to authenticate"
+        )
+    return f"Check the client id (Login) and the client secret (Password), and client_auth: {method.value!r} is in use"

@@ -15,6 +15,10 @@ from airflow_jwt_provider.tokens.access_token import AccessToken
 from airflow_jwt_provider.tokens.client_auth import (
     ClientAuthentication,
     ClientSecretBasic,
+    ClientSecretPost,
+    PrivateKeyJwt,
+    SelfSignedTlsClientAuth,
+    TlsClientAuth,
 )
 from airflow_jwt_provider.tokens.endpoint import TokenClient, TokenRequest
 
@@ -120,6 +124,31 @@ def test_a_server_echo_of_the_secret_and_the_assertion_is_blanked() -> None:
     assert assertion not in text
     assert "\n" not in text
     assert "bad secret *** and ***" in text
+
+
+@pytest.mark.parametrize(
+    ("auth", "names", "not_named"),
+    [
+        (ClientSecretPost("app", "s"), ["client secret (Password)"], ["certificate"]),
+        (ClientSecretBasic("app", "s"), ["client secret (Password)"], ["certificate"]),
+        (PrivateKeyJwt("app"), ["private_key_jwt", "key_file"], ["Password"]),
+        (TlsClientAuth("app"), ["tls_client_auth", "certificate in key_file", "subject or SANs"], ["Password"]),
+        (SelfSignedTlsClientAuth("app"), ["self_signed_tls_client_auth", "certificate itself"], ["Password"]),
+        (ClientAuthentication(), ["client_auth 'none'"], ["Password", "certificate"]),
+    ],
+)
+def test_invalid_client_hint_follows_how_the_client_authenticated(
+    auth: ClientAuthentication, names: list[str], not_named: list[str]
+) -> None:
+    client = TokenClient("https://login.example.com/token", auth)
+    with pytest.raises(TokenEndpointError) as info:
+        client._parse(answer(401, {"error": "invalid_client"}), sent={}, request=JWT_BEARER)
+    hint = info.value.hint or ""
+    assert str(info.value).endswith(hint)
+    for name in names:
+        assert name in hint
+    for name in not_named:
+        assert name not in hint
 
 
 def exchange(requested: str | None = ACCESS_TOKEN_TYPE) -> TokenRequest:
