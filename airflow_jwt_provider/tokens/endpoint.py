@@ -379,6 +379,12 @@ class TokenClient:
             return "Check exchange_audience and exchange_resource: the server knows no such target"
         if error == "invalid_client":
             return _invalid_client_hint(self.client_auth.method)
+        if error == "invalid_dpop_proof":
+            return (
+                "The server refused the DPoP proof (RFC 9449 §7.1): check that it accepts the proof's algorithm "
+                "(dpop_algorithm, or the signer's algorithm with dpop_key signer; its metadata lists "
+                "dpop_signing_alg_values_supported) and this machine's clock"
+            )
         if error == "invalid_grant" and any(word in text for word in _TIME_WORDS):
             offset = clock_offset(response)
             if offset is not None and abs(offset) >= 5:

@@ -490,6 +490,7 @@ def test_rsa_signer_key_refused_by_default_then_accepted_when_allowed(
     assert exc.error == "invalid_dpop_proof", plain_server.explain(message)
     assert exc.error_description == "invalid DPoP key binding"
     assert "HTTP 400 invalid_dpop_proof: invalid DPoP key binding" in message
+    assert "dpop_signing_alg_values_supported" in (exc.hint or "")  # the server's metadata says what it takes
     assert "invalid_dpop_proof" in plain_server.log_since(mark)
     for text in (message, repr(exc), *map(str, exc.args)):
         assert not JWT_PATTERN.search(text), text
