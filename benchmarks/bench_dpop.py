@@ -8,14 +8,17 @@ is one generated for the connection (ES256, EdDSA), or the connection's own sign
 SoftHSM2 (ES256, RS256) and the KMS emulator (ES256; a loopback HTTP round trip per proof, not AWS's).
 Each row alternates DPoP and bearer calls so that a change in the machine's load hits both alike.
 
-Run: ``.venv/bin/python benchmarks/bench_dpop.py [--quick]``. Exit status 1 when the generated ES256
-key misses its target (at most 1.2 times bearer).
+Run: ``.venv/bin/python benchmarks/bench_dpop.py [--quick] [--json PATH]``. Exit status 1 when the
+generated ES256 key misses its target (at most 1.2 times bearer). ``--json PATH`` also writes every row
+as data (the documentation plots the file recorded in ``docs/benchmarks/``).
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
+import platform
 import statistics
 import sys
 import tempfile
@@ -54,7 +57,39 @@ def alternate(first: Callable[[], object], second: Callable[[], object], count: 
     return a, b
 
 
+def json_path(argv: list[str]) -> Path | None:
+    """The file named after ``--json``, if any."""
+    if "--json" not in argv:
+        return None
+    index = argv.index("--json")
+    if index + 1 >= len(argv):
+        raise SystemExit("--json needs a file name")
+    return Path(argv[index + 1])
+
+
 def main() -> int:
+    path = json_path(sys.argv)
+    rows: list[dict[str, Any]] = []
+    status, proofs = run(rows)
+    if path is not None:
+        document = {
+            "benchmark": "bench_dpop",
+            "recorded": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "python": sys.version.split()[0],
+            "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores",
+            "quick": QUICK,
+            "calls": CALLS,
+            "target": TARGET,
+            "proofs": proofs,
+            "rows": rows,
+        }
+        path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        print(f"results written to {path}")
+    return status
+
+
+def run(results: list[dict[str, Any]]) -> tuple[int, dict[str, int]]:
+    """Print the table; append each row to ``results``; the exit status and the proofs verified."""
     from airflow_jwt_provider.hooks.jwt_bearer import JwtBearerHook
 
     print(
@@ -143,16 +178,26 @@ def main() -> int:
                     ok = figures[0][2] <= TARGET
                     missed = missed or not ok
                     target = f"provider ≤ {TARGET}x {'ok' if ok else 'MISSED'}"
+                results.append(
+                    {
+                        "dpop_key": kind,
+                        "algorithm": alg,
+                        "provider": {"dpop_ms": figures[0][0], "bearer_ms": figures[0][1], "ratio": figures[0][2]},
+                        "verified": {"dpop_ms": figures[1][0], "bearer_ms": figures[1][1], "ratio": figures[1][2]},
+                        "target": TARGET if (kind, alg) == ("generated key", "ES256") else None,
+                    }
+                )
                 cells = "  ".join(f"{d:17.2f} {b:10.2f} {r:6.2f}x" for d, b, r in figures)
                 print(f"{kind:24} {alg:6} {cells}  {target}")
             verified = [r for r in server.api_requests if r["auth_scheme"] == "DPoP"]
-            print(f"\nproofs the server verified: {sum(1 for r in verified if r['dpop_verified'])} of {len(verified)}")
+            proofs = {"verified": sum(1 for r in verified if r["dpop_verified"]), "sent": len(verified)}
+            print(f"\nproofs the server verified: {proofs['verified']} of {proofs['sent']}")
     finally:
         emulator.stop()
         from airflow_jwt_provider.signing.signers.pkcs11._sessions import close_sessions
 
         close_sessions()
-    return 1 if missed else 0
+    return (1 if missed else 0), proofs
 
 
 if __name__ == "__main__":

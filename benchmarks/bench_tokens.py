@@ -16,14 +16,18 @@ as a ratio between the last and the first stretch of the run. Rows:
 6. Keyless (a projected token file as the assertion): ``hook.get_token()`` (cached) vs reading the
    file + a token POST, and ``hook.run()`` vs a plain session, with the file rotated during the run.
 
-Run: ``.venv/bin/python benchmarks/bench_tokens.py [--quick]``. Figures depend on the machine;
-the ratios are what matter. Exit status 1 when a target is missed.
+Run: ``.venv/bin/python benchmarks/bench_tokens.py [--quick] [--json PATH]``. Figures depend on the
+machine; the ratios are what matter. Exit status 1 when a target is missed. ``--json PATH`` also writes
+every row as data (the documentation plots the file recorded in ``docs/benchmarks/``, so its charts
+come from a real run, not from numbers typed into a page).
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -32,6 +36,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -52,6 +57,35 @@ WINDOW = MINTS // 5
 IMPORT_RUNS = 5 if QUICK else 15
 BASELINE = "from airflow.sdk import BaseOperator; import requests"
 missed: list[str] = []
+#: every row printed, as data, for ``--json``
+results: list[dict[str, Any]] = []
+section = ""
+
+
+def json_path(argv: list[str]) -> Path | None:
+    """The file named after ``--json``, if any."""
+    if "--json" not in argv:
+        return None
+    index = argv.index("--json")
+    if index + 1 >= len(argv):
+        raise SystemExit("--json needs a file name")
+    return Path(argv[index + 1])
+
+
+def write_json(path: Path) -> None:
+    """The run as data: what was measured, on what, and each row (milliseconds, ratios, targets)."""
+    document = {
+        "benchmark": "bench_tokens",
+        "recorded": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "python": sys.version.split()[0],
+        "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores",
+        "quick": QUICK,
+        "calls": {"mints": MINTS, "api_calls": CALLS, "import_runs": IMPORT_RUNS},
+        "missed": missed,
+        "rows": results,
+    }
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    print(f"results written to {path}")
 
 
 def samples(fn: Callable[[], object], count: int) -> list[float]:
@@ -82,6 +116,17 @@ def row(label: str, provider: float, raw: float, *, target: float | None = None,
             missed.append(f"{label}: {ratio:.3f}x > {target:.2f}x")
     if flat is not None:
         verdict += f"  last/first {flat:.2f}"
+    results.append(
+        {
+            "section": section,
+            "label": label.strip(),
+            "provider_ms": provider * 1e3,
+            "raw_ms": raw * 1e3,
+            "ratio": ratio,
+            "target": target,
+            "last_over_first": flat,
+        }
+    )
     print(f"{label:<52} provider {provider * 1e3:8.3f} ms  raw {raw * 1e3:8.3f} ms  ratio {ratio:7.3f}x{verdict}")
 
 
@@ -106,6 +151,8 @@ def import_cost(statement: str) -> float:
 
 
 def dag_parsing() -> None:
+    global section
+    section = "DAG parsing"
     print(f"1. DAG parsing: extra import time over `{BASELINE}` (fresh interpreters, median of {IMPORT_RUNS})")
     for label, statement in (
         ("JwtBearerHttpOperator", "import airflow_jwt_provider.operators.http"),
@@ -117,11 +164,28 @@ def dag_parsing() -> None:
         target = "" if label.startswith("peer") else f"  target ≤ 30 ms {'ok' if cost <= 0.030 else 'MISSED'}"
         if not label.startswith("peer") and cost > 0.030:
             missed.append(f"import {label}: {cost * 1e3:.1f} ms")
+        results.append(
+            {
+                "section": section,
+                "label": label,
+                "import_ms": cost * 1e3,
+                "target_ms": None if label.startswith("peer") else 30.0,
+            }
+        )
         print(f"   {label:<49} +{cost * 1e3:7.1f} ms{target}")
     print()
 
 
 def main() -> int:
+    status = run()
+    path = json_path(sys.argv)
+    if path is not None:
+        write_json(path)
+    return status
+
+
+def run() -> int:
+    global section
     from airflow_jwt_provider.hooks.jwt_bearer import JwtBearerHook
     from airflow_jwt_provider.signing.key_files.loader import KEY_CACHE
     from airflow_jwt_provider.tokens.cache import TOKEN_CACHE
@@ -165,6 +229,7 @@ def main() -> int:
             claims.update(iat=now, exp=now + 60, jti=str(uuid.uuid4()))
             return jwt.encode(claims, private_key, algorithm="RS256")
 
+        section = "Minting"
         print(f"2. Minting ({MINTS} calls each, one process)")
         provider_mints = samples(hook.mint_assertion, MINTS)
         raw_mints = samples(raw_mint, MINTS)
@@ -177,6 +242,7 @@ def main() -> int:
         )
         print()
 
+        section = "API calls"
         print(f"3. API calls ({CALLS} calls each, GET {server.api_url}/whoami, cached token)")
         raw_session = requests.Session()
         raw_session.headers["Authorization"] = f"Bearer {token.access_token}"
@@ -215,6 +281,7 @@ def main() -> int:
         )
         print()
 
+        section = "A token for each API call"
         print("4. A token for each API call")
         TOKEN_CACHE.invalidate()
         hook.get_token()
@@ -240,6 +307,7 @@ def main() -> int:
         print(f"   token requests: provider {provider_requests} for {CALLS} calls, raw one per call")
         print()
 
+        section = "Opening the signing key"
         print("5. Opening the signing key in a new hook (the process caches loaded keys)")
         for kind, store in stores.items():
             conn_id = connection(f"bench_{kind}", store)
@@ -280,6 +348,8 @@ def keyless(server: LocalAuthorizationServer, call_window: int) -> None:
     from airflow_jwt_provider.tokens.cache import TOKEN_CACHE
     from devserver.platform import LocalPlatform
 
+    global section
+    section = "Keyless"
     print(f"6. Keyless: a projected token file as the assertion ({CALLS} calls each)")
     with LocalPlatform() as platform:
         server.register_client("bench-keyless", federated=True)
