@@ -22,6 +22,7 @@ import json
 import os
 import re
 import tempfile
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -474,7 +475,7 @@ def errors_markdown(produced: list[Produced]) -> str:
             f"`{item.exception}`:",
             "",
             "```text",
-            item.message,
+            textwrap.fill(item.message, 96, break_long_words=False, break_on_hyphens=False),
             "```",
             "",
             f"What to do: {item.case.fix}.",

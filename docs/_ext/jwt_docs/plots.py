@@ -8,6 +8,7 @@ stated run conditions together. The charts go to ``docs/_generated/`` (not commi
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -63,15 +64,17 @@ def bench_tokens(srcdir: Path) -> str:
     ax.legend(loc="lower right")
     imports_svg = _save(fig, srcdir, "bench_tokens_imports")
 
-    fig, ax = _figure(0.45 * len(ratios) + 1)
-    labels = [f"{r['section']}: {r['label']}" for r in ratios]
+    fig, ax = _figure(0.6 * len(ratios) + 1)
+    labels = [textwrap.fill(f"{r['section']}: {r['label']}", 38) for r in ratios]
     ax.barh(labels, [r["ratio"] for r in ratios], color="#4c72b0")
     ax.axvline(1.0, color="#333333", linewidth=0.8)
     for index, row in enumerate(ratios):
         if row["target"]:
             ax.plot([row["target"]] * 2, [index - 0.4, index + 0.4], color="#c44e52", linewidth=2)
     ax.set_xscale("log")
-    ax.set_xlabel("provider time / raw-library time (log scale; red: the row's target; < 1: the provider is faster)")
+    ax.set_xlabel(
+        "provider time / raw-library time, log scale\n(red: the row's target; below 1: the provider is faster)"
+    )
     ax.invert_yaxis()
     ratios_svg = _save(fig, srcdir, "bench_tokens_ratios")
 

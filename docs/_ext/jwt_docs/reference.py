@@ -49,7 +49,7 @@ def field_entry(name: str, field: Mapping[str, Any] | None, scope: str = "") -> 
         facts.append("secret (a password input in the form)")
     if "enum" in schema:
         shown = schema.get("values_display", {}).get("null", "empty")
-        choices = [f"{shown} (unset)" if v is None else f"`{v}`" for v in schema["enum"]]
+        choices = [shown if v is None else f"`{v}`" for v in schema["enum"]]
         facts.append("choices: " + ", ".join(choices))
     if "default" in schema:
         facts.append(f"default: `{schema['default']}`")
@@ -105,10 +105,9 @@ def connection_reference(
         lines.append(f"| `{name}` | {_cell(label)} | {_cell(placeholders.get(name, ''))} |")
     lines += [
         "",
-        f"## Extra keys ({len(extra_keys)})",
-        "",
-        "Every key the settings parser accepts, with the label and description the connection form shows. "
-        "Any other key is refused, with a suggestion when it looks like a typo.",
+        f"The {len(extra_keys)} extra keys below are every key the settings parser accepts, with the label and "
+        "description the connection form shows, grouped as the form orders them. Any other key is refused, "
+        "with a suggestion when it looks like a typo.",
         "",
     ]
     listed: set[str] = set()
