@@ -14,6 +14,9 @@ the generated headings get anchors and a table of contents like hand-written one
 
 An unknown marker name fails the build. Pages with markers are read again at every build, since
 what they show depends on code Sphinx does not track.
+
+The generators import nothing of Sphinx, so ``tests/docs`` can call them where only the ``[test]``
+extra is installed.
 """
 
 from __future__ import annotations
@@ -22,10 +25,15 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sphinx.application import Sphinx
-from sphinx.errors import ExtensionError
+if TYPE_CHECKING:  # the generators also serve tests/docs, where Sphinx may not be installed
+    from sphinx.application import Sphinx
+
+
+class ExtensionError(Exception):
+    """A page asks for something the extension does not make (Sphinx reports it as a failed build)."""
+
 
 MARKER = re.compile(r"^<!-- jwt-docs: (?P<name>[\w:-]+) -->$", re.MULTILINE)
 SCREENSHOTS = "_static/screenshots"
@@ -87,13 +95,13 @@ def config_reference() -> str:
     return render(get_provider_info()["config"])
 
 
-def presets() -> str:
+def presets_page() -> str:
     from scripts.readme_presets import BEGIN, END, render
 
     return render().replace(BEGIN, "").replace(END, "").strip() + "\n"
 
 
-def errors() -> str:
+def errors_page() -> str:
     from .errors import errors_markdown, produce_all
 
     return errors_markdown(produce_all())
@@ -113,8 +121,8 @@ def screenshot(srcdir: Path, name: str) -> str:
     )
 
 
-def generated(app: Sphinx, name: str) -> str:
-    srcdir = Path(app.srcdir)
+def generated(srcdir: Path, name: str) -> str:
+    """The Markdown that replaces the marker ``name``."""
     if name.startswith("screenshot:"):
         return screenshot(srcdir, name.split(":", 1)[1])
     if name in ("bench-tokens", "bench-dpop"):
@@ -125,8 +133,8 @@ def generated(app: Sphinx, name: str) -> str:
         "connection-reference": connection_reference,
         "cli-reference": cli_reference,
         "config-reference": config_reference,
-        "presets": presets,
-        "errors": errors,
+        "presets": presets_page,
+        "errors": errors_page,
     }
     if name not in makers:
         raise ExtensionError(f"jwt-docs: unknown marker {name!r}")
@@ -134,7 +142,7 @@ def generated(app: Sphinx, name: str) -> str:
 
 
 def _source_read(app: Sphinx, docname: str, source: list[str]) -> None:
-    source[0] = MARKER.sub(lambda m: generated(app, m.group("name")), source[0])
+    source[0] = MARKER.sub(lambda m: generated(Path(app.srcdir), m.group("name")), source[0])
 
 
 def _outdated(app: Sphinx, env: Any, added: set[str], changed: set[str], removed: set[str]) -> list[str]:
