@@ -115,7 +115,7 @@ def bench_dpop(srcdir: Path) -> str:
     ax.axvline(data["target"], color="#c44e52", linestyle="--", label=f"target (generated ES256): {data['target']}x")
     ax.set_xlabel("hook.run with a DPoP-bound token / the same call with a bearer token (medians)")
     ax.invert_yaxis()
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3, frameon=False)
     svg = _save(fig, srcdir, "bench_dpop")
     lines = [
         _conditions(data) + f" {data['calls']} alternating calls per row.",
