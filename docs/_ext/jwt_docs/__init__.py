@@ -21,6 +21,7 @@ extra is installed.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tempfile
@@ -54,6 +55,7 @@ def _quiet_airflow() -> None:
     """Airflow is imported by the generators: keep its files in a temporary home and its logs to errors."""
     os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="jwt-docs-airflow-"))
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "ERROR")
+    logging.getLogger("airflow").setLevel(logging.WARNING)  # its start-up notes are no build output
 
 
 def connection_reference() -> str:
