@@ -11,6 +11,7 @@ field and see the check fail.
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -27,6 +28,11 @@ STANDARD_FIELDS = ("host", "schema", "login", "password", "port")
 
 def _cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ").strip()
+
+
+def _options_as_code(text: str) -> str:
+    """``--show-token`` in prose as code: Sphinx would turn a bare ``--`` into a dash."""
+    return re.sub(r"(?<![\w`])(--[\w-]+)", r"`\1`", text)
 
 
 def _schema_type(schema: Mapping[str, Any]) -> str:
@@ -180,7 +186,7 @@ def cli_reference(groups: Iterable[Any]) -> str:
         lines += [f"`airflow {group.name}`: {group.help}.", ""]
     for prog, help_text, parser in cli_commands(groups):
         usage = parser.format_usage().removeprefix("usage: ").strip()
-        lines += [f"## `{prog}`", "", f"{help_text}.", "", "```text", usage, "```", ""]
+        lines += [f"## `{prog}`", "", f"{_options_as_code(help_text)}.", "", "```text", usage, "```", ""]
         lines += ["| argument | value | required | default | help |", "|---|---|---|---|---|"]
         for action in parser._actions:
             if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
@@ -191,7 +197,8 @@ def cli_reference(groups: Iterable[Any]) -> str:
                 value = f"`{action.metavar or action.dest.upper()}`"
             required = "yes" if action.required or not action.option_strings else "no"
             default = "" if action.default in (None, False) else f"`{action.default}`"
-            lines.append(f"| {_names(action)} | {value} | {required} | {default} | {_cell(action.help or '')} |")
+            help_text = _cell(_options_as_code(action.help or ""))
+            lines.append(f"| {_names(action)} | {value} | {required} | {default} | {help_text} |")
         lines.append("")
     return "\n".join(lines)
 
