@@ -197,8 +197,8 @@ def cli_reference(groups: Iterable[Any]) -> str:
                 value = f"`{action.metavar or action.dest.upper()}`"
             required = "yes" if action.required or not action.option_strings else "no"
             default = "" if action.default in (None, False) else f"`{action.default}`"
-            help_text = _cell(_options_as_code(action.help or ""))
-            lines.append(f"| {_names(action)} | {value} | {required} | {default} | {help_text} |")
+            described = _cell(_options_as_code(action.help or ""))
+            lines.append(f"| {_names(action)} | {value} | {required} | {default} | {described} |")
         lines.append("")
     return "\n".join(lines)
 
