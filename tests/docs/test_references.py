@@ -201,3 +201,9 @@ def test_reference_pages_build_with_every_name(tmp_path: Path) -> None:
         assert f'<span class="pre">{option}</span>' in html["config"], option
     for name in ("--conn-id", "--show-assertion", "--show-token", "key_file"):
         assert f'<span class="pre">{name}</span>' in html["cli"], name
+
+
+def test_the_connection_page_explains_every_extra_key() -> None:
+    """The hand-written table of docs/connection.md (defaults, how keys combine) names every key too."""
+    page = (DOCS / "connection.md").read_text(encoding="utf-8")
+    assert [key for key in allowed_keys() if f"`{key}`" not in page] == []
