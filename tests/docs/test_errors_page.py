@@ -39,6 +39,16 @@ def test_each_case_raises_what_the_page_says(case: Case, server: str) -> None:
     assert "jwt-docs-errors-" not in produced.message  # and the temporary directory as /keys
 
 
+def test_a_case_that_raises_another_error_is_a_mismatch(server: str) -> None:
+    """What the build refuses to show: e.g. a connection error where the page promises invalid_client."""
+    from jwt_docs.errors import mismatch
+
+    shown = CASES[0]
+    assert mismatch(Produced(shown, "TokenEndpointError", "Cannot reach the token endpoint")) is not None
+    assert mismatch(Produced(shown, shown.exception, "a message naming nothing")) is not None
+    assert mismatch(produce(shown, server)) is None
+
+
 def test_a_case_that_raises_nothing_fails(server: str) -> None:
     quiet = Case("nothing wrong", "JwtBearerConfigError", "x", "nothing", lambda ws: None)
     with pytest.raises(AssertionError, match="raised nothing"):

@@ -144,7 +144,15 @@ def generated(srcdir: Path, name: str) -> str:
 
 
 def _source_read(app: Sphinx, docname: str, source: list[str]) -> None:
-    source[0] = MARKER.sub(lambda m: generated(Path(app.srcdir), m.group("name")), source[0])
+    from sphinx.errors import ExtensionError as SphinxExtensionError
+
+    def replace(match: re.Match[str]) -> str:
+        try:
+            return generated(Path(app.srcdir), match.group("name"))
+        except Exception as exc:  # reported by Sphinx as a build error naming the page and the marker
+            raise SphinxExtensionError(f"{docname}: <!-- jwt-docs: {match.group('name')} -->: {exc}") from exc
+
+    source[0] = MARKER.sub(replace, source[0])
 
 
 def _outdated(app: Sphinx, env: Any, added: set[str], changed: set[str], removed: set[str]) -> list[str]:
