@@ -62,7 +62,9 @@ UI_TIMEOUT_MS = 15_000
 # The documentation shows these pictures (docs/connection.md): every run of the browser tests takes
 # them again, so a change of the form shows up as a changed, committed picture. The docs build
 # does not need them (a note stands in for a missing one).
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "_static" / "screenshots"
+#: Where each run leaves its screenshots (git-ignored: the port in them changes per run); the docs show these when
+#: present, else the committed ones in docs/_static/screenshots/ (copy them there to update the pictures).
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "_generated" / "screenshots"
 SCREENSHOT = SCREENSHOTS / "connection-form.png"
 SCREENSHOT_STANDARD = SCREENSHOTS / "connection-form-standard.png"
 SCREENSHOT_TEST_BUTTON = SCREENSHOTS / "test-button.png"

@@ -38,6 +38,8 @@ class ExtensionError(Exception):
 
 MARKER = re.compile(r"^<!-- jwt-docs: (?P<name>[\w:-]+) -->$", re.MULTILINE)
 SCREENSHOTS = "_static/screenshots"
+#: Where the browser tests write the screenshots of their latest run (git-ignored).
+FRESH_SCREENSHOTS = "_generated/screenshots"
 
 #: What each screenshot shows, and which browser test takes it.
 SCREENSHOT_CAPTIONS = {
@@ -114,11 +116,12 @@ def screenshot(srcdir: Path, name: str) -> str:
     caption = SCREENSHOT_CAPTIONS.get(name)
     if caption is None:
         raise ExtensionError(f"jwt-docs: no screenshot called {name!r}; known: {', '.join(SCREENSHOT_CAPTIONS)}")
-    if (srcdir / SCREENSHOTS / f"{name}.png").is_file():
-        return f"```{{figure}} /{SCREENSHOTS}/{name}.png\n:alt: {name}\n\n{caption}\n```\n"
+    for folder in (FRESH_SCREENSHOTS, SCREENSHOTS):  # this checkout's browser run first, else the committed ones
+        if (srcdir / folder / f"{name}.png").is_file():
+            return f"```{{figure}} /{folder}/{name}.png\n:alt: {name}\n\n{caption}\n```\n"
     return (
         f"```{{note}}\nThe screenshot `{name}.png` is taken by the browser tests "
-        "(`./scripts/test -m browser tests/ui`), which write it to `docs/_static/screenshots/`; "
+        "(`./scripts/test -m browser tests/ui`), which write it to `docs/_generated/screenshots/`; "
         f"this checkout has none yet. It shows: {caption}\n```\n"
     )
 
