@@ -220,6 +220,7 @@ class Telemetry:
 
             self._tracer = trace.get_tracer("airflow_jwt_provider", __version__)
         self.metrics, self.traces = metrics, traces
+        self._next_flush = 0.0  # the first hit is sent at once, and registers the flush at exit
         self._configured = True
 
     def reset(self) -> None:
