@@ -28,6 +28,7 @@ codes, counts, durations, the connection id, and for API calls the method, schem
 from __future__ import annotations
 
 import atexit
+import itertools
 import os
 import re
 import threading
@@ -47,6 +48,8 @@ HIT_FLUSH_INTERVAL = 1.0
 TOKEN_SPAN = "jwt_bearer.token"
 API_SPAN = "jwt_bearer.api_call"
 _UNSAFE_TAG = re.compile(r"[^A-Za-z0-9_.-]")
+#: Origins (scheme, host, port) whose span attributes are kept parsed.
+_MAX_ORIGINS = 256
 
 
 class CacheTier(str, Enum):
@@ -141,34 +144,55 @@ class _NoSpan:
 NO_SPAN = _NoSpan()
 
 
+class _Otel:
+    """The few OpenTelemetry functions a span needs, imported once, when traces are turned on."""
+
+    def __init__(self) -> None:
+        from opentelemetry import context, trace
+        from opentelemetry.trace import Status, StatusCode
+
+        from airflow_jwt_provider import __version__
+
+        self.tracer = trace.get_tracer("airflow_jwt_provider", __version__)
+        self.attach = context.attach
+        self.detach = context.detach
+        self.in_context = trace.set_span_in_context
+        self.current_span = trace.get_current_span
+        self._status, self._error_code = Status, StatusCode.ERROR
+
+    def error(self, name: str) -> object:
+        """An error status described by ``name`` (an exception's class)."""
+        return self._status(self._error_code, name)
+
+
 class _SpanScope:
     """An OpenTelemetry span made current for a block; an exception marks it failed by its type alone.
 
     OpenTelemetry would record the exception's message and traceback as a span event; messages here
     name URLs and servers' texts, so only the type goes (``error.type``, as the HTTP conventions say).
+    The span is started, made current and ended here rather than through ``start_as_current_span``:
+    the same calls without a generator, on a path where every microsecond counts against an API call.
     """
 
-    __slots__ = ("_scope", "_span")
+    __slots__ = ("_otel", "_span", "_token")
 
-    def __init__(self, tracer: Any, name: str, attributes: dict[str, AttributeValue]) -> None:
-        self._scope = tracer.start_as_current_span(
-            name, attributes=attributes, record_exception=False, set_status_on_exception=False
-        )
-        self._span: Any = None
+    def __init__(self, otel: _Otel, name: str, attributes: dict[str, AttributeValue]) -> None:
+        self._otel = otel
+        self._span: Any = otel.tracer.start_span(name, attributes=attributes)
+        self._token: Any = None
 
     def __enter__(self) -> SpanLike:
-        self._span = self._scope.__enter__()
+        self._token = self._otel.attach(self._otel.in_context(self._span))
         return self._span  # type: ignore[no-any-return]
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if exc_type is not None:
-            from opentelemetry.trace import Status, StatusCode
-
             self._span.set_attribute("error.type", exc_type.__name__)
-            self._span.set_status(Status(StatusCode.ERROR, exc_type.__name__))
-        self._scope.__exit__(exc_type, exc, tb)
+            self._span.set_status(self._otel.error(exc_type.__name__))
+        self._otel.detach(self._token)
+        self._span.end()
 
 
 SpanScope = _SpanScope | _NoSpan
@@ -185,12 +209,16 @@ class Telemetry:
         self.traces = False
         self._configured = False
         self._configure_lock = threading.Lock()
-        self._lock = threading.Lock()  # the hit counts
+        self._flush_lock = threading.Lock()
         self._stats: Any = None
-        self._tracer: Any = None
-        self._hits: dict[str, int] = {}
+        self._otel: _Otel | None = None
+        # Process-cache hits: a counter per connection, counted without a lock (``next`` on an
+        # ``itertools.count`` is atomic), and what was sent of each.
+        self._hit_counters: dict[str, itertools.count[int]] = {}
+        self._hits_sent: dict[str, int] = {}
         self._next_flush = 0.0
         self._flush_at_exit = False
+        self._origins: dict[str, dict[str, AttributeValue]] = {}
 
     # -- switches ------------------------------------------------------------------------------------
 
@@ -208,17 +236,13 @@ class Telemetry:
     def enable(self, *, metrics: bool, traces: bool) -> None:
         """Turn metrics and traces on or off (``configure`` does, from Airflow's settings; tests too)."""
         self.flush()
-        self._stats = self._tracer = None
+        self._stats = self._otel = None
         if metrics:
             from airflow.sdk.observability.stats import Stats
 
             self._stats = Stats
         if traces:
-            from opentelemetry import trace
-
-            from airflow_jwt_provider import __version__
-
-            self._tracer = trace.get_tracer("airflow_jwt_provider", __version__)
+            self._otel = _Otel()
         self.metrics, self.traces = metrics, traces
         self._next_flush = 0.0  # the first hit is sent at once, and registers the flush at exit
         self._configured = True
@@ -231,31 +255,44 @@ class Telemetry:
     # -- metrics -------------------------------------------------------------------------------------
 
     def cache_hit(self, conn_id: str) -> None:
-        """A token served from this process's cache (counted here, sent at most once a second)."""
+        """A token served from this process's cache (counted here; sent at most once a second, and at exit).
+
+        The clock is looked at every 256th hit only, and on the other events: a hit costs a few
+        microseconds, and this keeps its share to a dictionary lookup and a counter step.
+        """
         if not self.metrics:
             return
-        with self._lock:
-            self._hits[conn_id] = self._hits.get(conn_id, 0) + 1
+        counter = self._hit_counters.get(conn_id)
+        if counter is None:
+            counter = self._hit_counters.setdefault(conn_id, itertools.count())
+        if not next(counter) & 255:
+            self._maybe_flush()
+
+    def _maybe_flush(self) -> None:
         if time.monotonic() >= self._next_flush:
             self.flush()
 
     def flush(self) -> None:
-        """Send the counted process-cache hits (also at exit)."""
-        with self._lock:
-            hits, self._hits = self._hits, {}
+        """Send the process-cache hits counted since the last flush (also at exit)."""
+        with self._flush_lock:
             self._next_flush = time.monotonic() + HIT_FLUSH_INTERVAL
+            counted = [(conn_id, _count_of(counter)) for conn_id, counter in list(self._hit_counters.items())]
+            news = [(conn_id, n - self._hits_sent.get(conn_id, 0)) for conn_id, n in counted]
+            self._hits_sent.update(counted)
         if self._stats is None:
             return
         if not self._flush_at_exit:  # here, not at set-up: a forked task process registers its own
             atexit.register(self.flush)
             self._flush_at_exit = True
-        for conn_id, count in hits.items():
-            self._stats.incr(CacheTier.PROCESS.metric, count, tags={"conn_id": _tag(conn_id)})
+        for conn_id, count in news:
+            if count > 0:
+                self._stats.incr(CacheTier.PROCESS.metric, count, tags={"conn_id": _tag(conn_id)})
 
     def token_obtained(self, span: SpanLike, conn_id: str, tier: CacheTier) -> None:
         """A token the process cache did not have, from the shared store or the endpoint."""
         if self.metrics:
             self._stats.incr(tier.metric, tags={"conn_id": _tag(conn_id)})
+            self._maybe_flush()
         span.set_attribute("jwt_bearer.cache", tier.value)
 
     def token_request(
@@ -273,10 +310,8 @@ class Telemetry:
             tags = {"conn_id": _tag(conn_id), "grant": grant_name(grant)}
             self._stats.incr(Metric.TOKEN_REQUEST.named(result.value), tags=tags)
             self._stats.timing(Metric.TOKEN_REQUEST_DURATION.value, seconds * 1000.0, tags=tags)
-        if self.traces:
-            from opentelemetry import trace
-
-            span = trace.get_current_span()
+        if self._otel is not None:
+            span = self._otel.current_span()
             span.set_attribute("jwt_bearer.token_request", result.value)
             span.set_attribute("jwt_bearer.retries", retries)
             if status is not None:
@@ -311,33 +346,32 @@ class Telemetry:
 
     def token_span(self, conn_id: str, grant: str, source: str) -> SpanScope:
         """A span around a token the process cache did not have (the shared store, or a token request)."""
-        if not self.traces:
+        if self._otel is None:
             return NO_SPAN
         attributes: dict[str, AttributeValue] = {
             "jwt_bearer.conn_id": conn_id,
             "jwt_bearer.grant": grant_name(grant),
             "jwt_bearer.assertion_source": source,
         }
-        return _SpanScope(self._tracer, TOKEN_SPAN, attributes)
+        return _SpanScope(self._otel, TOKEN_SPAN, attributes)
 
     def api_span(self, conn_id: str, method: str, url: str) -> SpanScope:
-        """A span around one API call: method, scheme, host and port; never the path's query or a credential."""
-        if not self.traces:
+        """A span around one API call: method, scheme, host and port; never the path, the query or a credential."""
+        if self._otel is None:
             return NO_SPAN
-        parts = urlsplit(url)
+        origin = url.split("/", 3)[:3]  # scheme, "", host[:port]: parsed once per origin
+        key = "/".join(origin)
+        server = self._origins.get(key)
+        if server is None:
+            if len(self._origins) >= _MAX_ORIGINS:
+                self._origins.clear()
+            server = self._origins[key] = _server_attributes(url)
         attributes: dict[str, AttributeValue] = {
             "jwt_bearer.conn_id": conn_id,
             "http.request.method": method.upper(),
-            "url.scheme": parts.scheme,
-            "server.address": parts.hostname or "",
+            **server,
         }
-        try:
-            port = parts.port
-        except ValueError:
-            port = None
-        if port is not None:
-            attributes["server.port"] = port
-        return _SpanScope(self._tracer, API_SPAN, attributes)
+        return _SpanScope(self._otel, API_SPAN, attributes)
 
     @staticmethod
     def api_answered(span: SpanLike, status: int, *, resent: int = 0) -> None:
@@ -345,6 +379,24 @@ class Telemetry:
         span.set_attribute("http.response.status_code", status)
         if resent:
             span.set_attribute("http.request.resend_count", resent)
+
+
+def _server_attributes(url: str) -> dict[str, AttributeValue]:
+    """``url.scheme``, ``server.address`` and ``server.port`` (when the URL names one) of ``url``."""
+    parts = urlsplit(url)
+    attributes: dict[str, AttributeValue] = {"url.scheme": parts.scheme, "server.address": parts.hostname or ""}
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is not None:
+        attributes["server.port"] = port
+    return attributes
+
+
+def _count_of(counter: itertools.count[int]) -> int:
+    """How many times ``next`` was called on ``counter`` (started at 0): read from its ``repr``, not consumed."""
+    return int(repr(counter)[6:-1])
 
 
 def grant_name(grant: str) -> str:
@@ -376,8 +428,9 @@ TELEMETRY = Telemetry()
 
 def _after_fork() -> None:
     """A forked task process counts its own hits (its parent's are the parent's to send)."""
-    TELEMETRY._hits = {}
-    TELEMETRY._lock = threading.Lock()
+    TELEMETRY._hit_counters = {}
+    TELEMETRY._hits_sent = {}
+    TELEMETRY._flush_lock = threading.Lock()
     TELEMETRY._next_flush = 0.0
     TELEMETRY._flush_at_exit = False  # Airflow's task supervisor clears the parent's exit handlers
 

@@ -99,7 +99,7 @@ def test_off_by_default_nothing_is_set_up(hook: JwtBearerHook) -> None:
     hook.run("whoami")
     assert (TELEMETRY.metrics, TELEMETRY.traces) == (False, False)  # Airflow's defaults: statsd_on, otel_on off
     assert TELEMETRY._stats is None
-    assert TELEMETRY._tracer is None
+    assert TELEMETRY._otel is None
     assert TELEMETRY.token_span("c", "g", "s") is NO_SPAN
     assert TELEMETRY.api_span("c", "GET", "https://x/y") is NO_SPAN
 
