@@ -35,7 +35,11 @@ def main(dag_id: str, out: str) -> int:
     if bag.import_errors:
         print(json.dumps(bag.import_errors), file=sys.stderr)
         return 2
-    result = collect(bag.dags[dag_id].test())
+    # dag.test() runs tasks and triggers in this process without the task runner's worker.<task_id> span:
+    # one is opened around the run, as the task runner opens it, to show the spans hang under it.
+    task_runner_tracer = trace.get_tracer("airflow.sdk.execution_time.task_runner")
+    with task_runner_tracer.start_as_current_span(f"worker.{dag_id}"):
+        result = collect(bag.dags[dag_id].test())
     payload = {
         "states": result.states,
         "xcoms": [[list(key), value] for key, value in result.all_xcoms.items()],

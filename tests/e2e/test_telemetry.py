@@ -119,6 +119,10 @@ def test_a_task_and_its_trigger_send_metrics_and_spans(
     assert len(trigger_calls) == 1
     # the trigger fetched its token inside its API call (a thread of the event loop, context copied)
     assert by_conn["jwt_telemetry_trigger"]["parent_id"] == trigger_calls[0]["span_id"]
+    (worker,) = [s for s in spans if s["name"] == "worker.jwt_e2e_telemetry"]
+    # every API call of the task and of the trigger (run on its own event loop) hangs under the worker span
+    assert [c["parent_id"] for c in calls] == [worker["span_id"]] * len(calls)
+    assert by_conn["jwt_telemetry"]["parent_id"] == worker["span_id"]  # hook.get_token(), outside any API call
     statuses = sorted(c["attributes"]["http.response.status_code"] for c in calls)
     assert statuses == [200, 200, 200, 429]  # the task's 429, its retry, its second call, the trigger's call
 

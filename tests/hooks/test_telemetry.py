@@ -20,7 +20,7 @@ from airflow_jwt_provider.exceptions import TokenEndpointError
 from airflow_jwt_provider.hooks.jwt_bearer import JwtBearerHook
 from devserver import keystores as ks
 from devserver.server import LocalAuthorizationServer
-from tests.conftest import CLIENT_ID, STORE_PASSWORD, connection_extra, register
+from tests.conftest import CLIENT_ID, KEY_PASSWORD, STORE_PASSWORD, connection_extra, register
 from tests.telemetry_support import StatsdListener, span_dicts, total
 
 CLIENT_SECRET = "tElEmEtRy-client-secret-5d1e"
@@ -244,7 +244,8 @@ def test_no_secret_in_any_metric_or_span(
     text = "\n".join(statsd.lines) + json.dumps(span_dicts(spans.get_finished_spans()))
     assert "jwt_bearer.token_request.success" in text
     assert TOKEN_SPAN in text
-    secrets = [CLIENT_SECRET, STORE_PASSWORD, *auth_server.received_credentials, *auth_server.issued_tokens()]
+    secrets = [CLIENT_SECRET, STORE_PASSWORD, KEY_PASSWORD, *auth_server.received_credentials]
+    secrets += auth_server.issued_tokens()
     assert auth_server.received_credentials
     assert auth_server.issued_tokens()
     for secret in secrets:
