@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ import pytest
 from airflow_jwt_provider.common.telemetry import API_SPAN, NO_SPAN, TELEMETRY, TOKEN_SPAN
 from airflow_jwt_provider.exceptions import TokenEndpointError
 from airflow_jwt_provider.hooks.jwt_bearer import JwtBearerHook
+from airflow_jwt_provider.tokens.cache import TokenCache
 from devserver import keystores as ks
 from devserver.server import LocalAuthorizationServer
 from tests.conftest import CLIENT_ID, KEY_PASSWORD, STORE_PASSWORD, connection_extra, register
@@ -251,3 +253,58 @@ def test_no_secret_in_any_metric_or_span(
     for secret in secrets:
         assert secret not in text, f"a secret ({secret[:6]}…) is in a metric or a span"
     assert JWT.search(text) is None  # no assertion, DPoP proof or JWT-shaped token
+
+
+def test_metrics_of_the_shared_store_dpop_nonces_and_an_unreachable_endpoint(
+    statsd: StatsdListener,
+    auth_server: LocalAuthorizationServer,
+    keystores: dict[str, ks.Keystore],
+    set_connection: Callable[..., str],
+    tmp_path: Path,
+) -> None:
+    from airflow_jwt_provider.tokens.dpop import NONCES
+    from airflow_jwt_provider.tokens.shared_cache import reset_store_health
+
+    store = keystores["default"]
+    register(auth_server, store, client_secret=CLIENT_SECRET)
+
+    def conn(conn_id: str, **extra: Any) -> str:
+        return set_connection(
+            conn_id,
+            login=CLIENT_ID,
+            password=CLIENT_SECRET,
+            host=auth_server.api_url,
+            extra=connection_extra(store, auth_server, **extra),
+        )
+
+    shared = conn("jwt_shared", token_cache="file", token_cache_dir=str(tmp_path / "tokens"))
+    JwtBearerHook(shared, token_cache=TokenCache()).get_token()  # a miss, stored in the directory
+    JwtBearerHook(shared, token_cache=TokenCache()).get_token()  # another process's view: found there
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("")
+    broken = conn("jwt_broken_store", token_cache="file", token_cache_dir=str(not_a_directory), subject="erin")
+    try:
+        JwtBearerHook(broken, token_cache=TokenCache()).get_token()  # the store fails: a token all the same
+    finally:
+        reset_store_health()
+    auth_server.dpop_nonce = True
+    auth_server.dpop_api_nonce = True
+    NONCES.clear()
+    try:
+        JwtBearerHook(conn("jwt_dpop", dpop=True, subject="dave")).run("whoami")
+    finally:
+        NONCES.clear()
+    unreachable = conn("jwt_unreachable", auth_url="http://127.0.0.1:9/token", subject="frank")
+    with pytest.raises(TokenEndpointError):
+        JwtBearerHook(unreachable).get_token()
+
+    got = statsd.drain()
+    assert total(got, "airflow.jwt_bearer.cache.miss", conn_id="jwt_shared") == 1
+    assert total(got, "airflow.jwt_bearer.cache.hit_shared", conn_id="jwt_shared") == 1
+    assert total(got, "airflow.jwt_bearer.shared_cache.unavailable", conn_id="jwt_broken_store", store="file") >= 1
+    assert total(got, "airflow.jwt_bearer.token_request.success", conn_id="jwt_broken_store") == 1
+    nonce = "airflow.jwt_bearer.retry.use_dpop_nonce"
+    assert total(got, nonce, conn_id="jwt_dpop", target="token_endpoint") == 1
+    assert total(got, nonce, conn_id="jwt_dpop", target="api") == 1
+    assert total(got, "airflow.jwt_bearer.token_request.error", conn_id="jwt_unreachable") == 1
+    assert total(got, "airflow.jwt_bearer.retry.connection_error", conn_id="jwt_unreachable") == 2
