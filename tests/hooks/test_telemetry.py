@@ -29,9 +29,12 @@ CLIENT_SECRET = "tElEmEtRy-client-secret-5d1e"
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}")
 
 
-@pytest.fixture
-def statsd(monkeypatch: pytest.MonkeyPatch) -> Iterator[StatsdListener]:
-    """Airflow's Stats pointed at a UDP listener (``[metrics]`` as environment variables), telemetry re-read."""
+@pytest.fixture(params=["influxdb"])
+def statsd(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[StatsdListener]:
+    """Airflow's Stats pointed at a UDP listener (``[metrics]`` as environment variables), telemetry re-read.
+
+    Tags in the lines (``statsd_influxdb_enabled``) unless the test asks for ``plain`` StatsD.
+    """
     from airflow.sdk._shared.observability.metrics.base_stats_logger import NoStatsLogger
     from airflow.sdk.observability import stats
     from airflow.sdk.observability.metrics import stats_utils
@@ -42,7 +45,7 @@ def statsd(monkeypatch: pytest.MonkeyPatch) -> Iterator[StatsdListener]:
         "STATSD_HOST": "127.0.0.1",
         "STATSD_PORT": str(listener.port),
         "STATSD_PREFIX": "airflow",
-        "STATSD_INFLUXDB_ENABLED": "True",
+        "STATSD_INFLUXDB_ENABLED": str(request.param == "influxdb"),
     }.items():
         monkeypatch.setenv(f"AIRFLOW__METRICS__{option}", value)
     stats.initialize(factory=stats_utils.get_stats_factory(), export_legacy_names=False)
@@ -308,3 +311,17 @@ def test_metrics_of_the_shared_store_dpop_nonces_and_an_unreachable_endpoint(
     assert total(got, nonce, conn_id="jwt_dpop", target="api") == 1
     assert total(got, "airflow.jwt_bearer.token_request.error", conn_id="jwt_unreachable") == 1
     assert total(got, "airflow.jwt_bearer.retry.connection_error", conn_id="jwt_unreachable") == 2
+
+
+@pytest.mark.parametrize("statsd", ["plain"], indirect=True)
+def test_plain_statsd_gets_the_names_without_tags(hook: JwtBearerHook, statsd: StatsdListener) -> None:
+    hook.get_token()
+    hook.get_token()
+    TELEMETRY.flush()
+    statsd.drain()
+    lines = {line for line in statsd.lines if "jwt_bearer" in line}
+    assert "airflow.jwt_bearer.token_request.success:1|c" in lines
+    assert "airflow.jwt_bearer.cache.miss:1|c" in lines
+    assert "airflow.jwt_bearer.cache.hit_process:1|c" in lines
+    assert "airflow.jwt_bearer.assertion.minted:1|c" in lines
+    assert all("," not in line and "jwt_telemetry" not in line for line in lines)  # the backend dropped the tags
