@@ -243,13 +243,21 @@ def test_no_secret_in_any_metric_or_span(
         auth_server.fail_next("whoami", 401)
         hook.run("whoami")
         hook.get_token(force_refresh=True)
+    auth_server.careless = True  # its errors now quote the client secret and the assertion
+    wrong = "wrong-" + CLIENT_SECRET
+    set_connection("jwt_canary_refused", login=CLIENT_ID, password=wrong, host=auth_server.api_url, extra=extra)
+    with pytest.raises(TokenEndpointError) as refused:
+        JwtBearerHook("jwt_canary_refused").run("whoami")
+    assert "invalid_client" in str(refused.value)
     TELEMETRY.flush()
 
     statsd.drain()
     text = "\n".join(statsd.lines) + json.dumps(span_dicts(spans.get_finished_spans()))
     assert "jwt_bearer.token_request.success" in text
     assert TOKEN_SPAN in text
-    secrets = [CLIENT_SECRET, STORE_PASSWORD, KEY_PASSWORD, *auth_server.received_credentials]
+    assert "jwt_bearer.token_request.refused" in text
+    assert '"error.type": "TokenEndpointError"' in text
+    secrets = [CLIENT_SECRET, wrong, STORE_PASSWORD, KEY_PASSWORD, *auth_server.received_credentials]
     secrets += auth_server.issued_tokens()
     assert auth_server.received_credentials
     assert auth_server.issued_tokens()
