@@ -104,3 +104,19 @@ def test_off_nothing_is_called_and_spans_are_the_shared_no_op() -> None:
         assert span is NO_SPAN
         telemetry.api_answered(span, 200)
     assert telemetry.token_span("c", "g", "sign") is NO_SPAN
+
+
+def test_every_metric_name_passes_airflow_s_opentelemetry_name_check() -> None:
+    """``[metrics] otel_on`` sends through Airflow's OTel logger, which refuses names OpenTelemetry does not allow."""
+    from airflow.sdk._shared.observability.metrics.validators import stat_name_otel_handler
+
+    parts = {
+        Metric.TOKEN_REQUEST: [r.value for r in TokenResult],
+        Metric.CACHE: [CacheTier.PROCESS.metric.rsplit(".", 1)[1], "hit_shared", "miss"],
+        Metric.SIGN_DURATION: ["local", "pkcs11", "aws_kms"],
+        Metric.SHARED_CACHE: [d.value for d in Degradation],
+        Metric.RETRY: [c.value for c in RetryCause],
+    }
+    names = [m.named(p) for m in Metric for p in parts.get(m, [""])]
+    assert len(names) == 18
+    assert [stat_name_otel_handler("airflow", n) for n in names] == [f"airflow.{n}" for n in names]
