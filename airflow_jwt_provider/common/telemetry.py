@@ -19,7 +19,8 @@ event at the place the event happens; no other module imports ``Stats`` or OpenT
 * **Off** (the default): :meth:`Telemetry.configure` reads the two switches once per process, when the
   first credentials are built; after that every event is one attribute check, and nothing is
   imported or set up. Hits in the process cache, the one event on the hot path, are counted in
-  memory and sent at most once a second and at exit: a UDP datagram per hit would double a hit's cost.
+  memory and sent at most once a second (the clock is read at every 256th hit and at the other
+  events) and at exit: a UDP datagram per hit would double a hit's cost.
 
 Nothing secret is ever a metric name, a tag or a span attribute: values are enum members, status
 codes, counts, durations, the connection id, and for API calls the method, scheme, host and port.
