@@ -133,10 +133,10 @@ class TokenClient:
         A DPoP request the server answers ``use_dpop_nonce`` (RFC 9449 §8) is sent once more with its nonce,
         a new proof and new client authentication (a client assertion is accepted once).
         """
-        started, sent_before = time.perf_counter(), self.requests_made
+        started, attempts = time.perf_counter(), [0]  # this request's sends (the client may serve threads)
         result, status = TokenResult.ERROR, None
         try:
-            token = self._fetch(request)
+            token = self._fetch(request, attempts)
             result, status = TokenResult.SUCCESS, 200
             return token
         except TokenEndpointError as exc:
@@ -144,16 +144,17 @@ class TokenClient:
             result = TokenResult.REFUSED if status is not None and status < 500 else TokenResult.ERROR
             raise
         finally:  # every request, whatever ended it: metrics and the token span's attributes
-            retries = max(self.requests_made - sent_before - 1, 0)
+            retries = max(attempts[0] - 1, 0)
             seconds = time.perf_counter() - started
             TELEMETRY.token_request(
                 self.conn_id, request.grant_type.value, result, status=status, retries=retries, seconds=seconds
             )
 
-    def _fetch(self, request: TokenRequest) -> AccessToken:
+    def _fetch(self, request: TokenRequest, attempts: list[int]) -> AccessToken:
         sent: dict[str, str] = {}
 
         def attempt() -> requests.Response:
+            attempts[0] += 1
             form: Form = {"grant_type": request.grant_type.value}
             form.update(request.credentials())  # new ones for every attempt: never the same jti twice
             if request.scope:
