@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol, TypeVar
 
+from airflow_jwt_provider.common.telemetry import TELEMETRY, RequestTarget, RetryCause
 from airflow_jwt_provider.exceptions import JwtBearerConfigError
 
 #: Methods that may be re-sent after a 5xx or a broken connection (RFC 9110 §9.2.2).
@@ -140,13 +141,16 @@ class RetryPolicy:
         method: str,
         log: RetryLog,
         transient: tuple[type[BaseException], ...],
+        conn_id: str | None = None,
+        target: RequestTarget = RequestTarget.API,
     ) -> AnswerT:
         """``send()`` until its answer is final per this policy; the last answer whatever its status.
 
         An exception of a ``transient`` type (a refused connection, a timeout) is retried like a
-        retryable answer, or raised when the policy says stop. A retried answer is closed.
+        retryable answer, or raised when the policy says stop. A retried answer is closed. Each retry
+        is counted by cause for ``conn_id``'s ``target`` (:mod:`~airflow_jwt_provider.common.telemetry`).
         """
-        attempts = self.start(what, method, log)
+        attempts = self.start(what, method, log, conn_id=conn_id, target=target)
         while True:
             try:
                 answer = send()
@@ -169,9 +173,11 @@ class RetryPolicy:
         method: str,
         log: RetryLog,
         transient: tuple[type[BaseException], ...],
+        conn_id: str | None = None,
+        target: RequestTarget = RequestTarget.API,
     ) -> AnswerT:
         """:meth:`call` for a coroutine ``send``: the waits are ``asyncio.sleep``, the event loop keeps running."""
-        attempts = self.start(what, method, log)
+        attempts = self.start(what, method, log, conn_id=conn_id, target=target)
         while True:
             try:
                 answer = await send()
@@ -186,9 +192,17 @@ class RetryPolicy:
                 answer.close()
             await asyncio.sleep(wait)
 
-    def start(self, what: str, method: str, log: RetryLog) -> RetryState:
+    def start(
+        self,
+        what: str,
+        method: str,
+        log: RetryLog,
+        *,
+        conn_id: str | None = None,
+        target: RequestTarget = RequestTarget.API,
+    ) -> RetryState:
         """The state of one request's attempts; the sender's loop asks it after each attempt."""
-        return RetryState(self, what, method.upper(), log)
+        return RetryState(self, what, method.upper(), log, conn_id=conn_id, target=target)
 
 
 class RetryState:
@@ -200,23 +214,36 @@ class RetryState:
     Each retry is logged here, in the same words on every path.
     """
 
-    def __init__(self, policy: RetryPolicy, what: str, method: str, log: RetryLog) -> None:
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        what: str,
+        method: str,
+        log: RetryLog,
+        *,
+        conn_id: str | None = None,
+        target: RequestTarget = RequestTarget.API,
+    ) -> None:
         self.policy = policy
         self.what = what
         self.method = method
         self.log = log
+        self.conn_id = conn_id
+        self.target = target
         self.attempt = 1
 
     def after_answer(self, status: int, retry_after: str | None) -> float | None:
         wait = self.policy.delay(self.attempt, status, self.method, retry_after)
-        return self._next(wait, f"answered HTTP {status}")
+        cause = RetryCause.HTTP_429 if status == 429 else RetryCause.HTTP_5XX
+        return self._next(wait, f"answered HTTP {status}", cause)
 
     def after_error(self, error: BaseException) -> float | None:
         wait = self.policy.delay_after_error(self.attempt, self.method)
-        return self._next(wait, f"failed ({error})")
+        return self._next(wait, f"failed ({error})", RetryCause.CONNECTION_ERROR)
 
-    def _next(self, wait: float | None, problem: str) -> float | None:
+    def _next(self, wait: float | None, problem: str, cause: RetryCause) -> float | None:
         if wait is not None:
+            TELEMETRY.retried(self.conn_id, self.target, cause)
             self.log.warning(
                 "%s %s; retrying in %.1f s (attempt %d of %d)",
                 self.what,

@@ -273,6 +273,7 @@ class JwtBearerHook(BaseHook):
             method=request.method,
             log=self.log,
             transient=(requests.ConnectionError, requests.Timeout),
+            conn_id=self.jwt_bearer_conn_id,
         )
 
     def run_with_advanced_retry(self, _retry_args: dict[str, Any], *args: Any, **kwargs: Any) -> requests.Response:

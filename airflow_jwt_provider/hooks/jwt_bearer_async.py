@@ -22,6 +22,7 @@ from airflow.sdk import BaseHook
 
 from airflow_jwt_provider import CONN_TYPE, DEFAULT_CONN_ID
 from airflow_jwt_provider.common.retry import RetryPolicy
+from airflow_jwt_provider.common.telemetry import TELEMETRY, RequestTarget, RetryCause
 from airflow_jwt_provider.connection.parser import parse_connection
 from airflow_jwt_provider.connection.token_parameters import TokenParameters
 from airflow_jwt_provider.http.request import ApiRequest, resolve_url
@@ -164,6 +165,7 @@ class JwtBearerAsyncHook(BaseHook):
             method=request.method,
             log=self.log,
             transient=_TRANSIENT_ERRORS,
+            conn_id=self.jwt_bearer_conn_id,
         )
 
     async def _send_authenticated(
@@ -174,16 +176,21 @@ class JwtBearerAsyncHook(BaseHook):
         A DPoP API asking for its nonce (RFC 9449 §9) first gets one re-send with the same token and a proof
         carrying it, as the synchronous auth does.
         """
-        token = await asyncio.to_thread(credentials.get_token, request.token)
-        response = await self._send_once(credentials, request, url, token)
-        if response.status_code != 401:
-            return response
-        if token.dpop_key is not None and nonce_challenge(401, response.headers):
+        conn_id = credentials.settings.conn_id
+        with TELEMETRY.api_span(conn_id, request.method, url) as span:
+            resent = 0
+            token = await asyncio.to_thread(credentials.get_token, request.token)
             response = await self._send_once(credentials, request, url, token)
-            if response.status_code != 401:
-                return response
-        token = await asyncio.to_thread(credentials.refresh_rejected, request.token, token)
-        return await self._send_once(credentials, request, url, token)
+            if response.status_code == 401 and token.dpop_key is not None and nonce_challenge(401, response.headers):
+                TELEMETRY.retried(conn_id, RequestTarget.API, RetryCause.USE_DPOP_NONCE)
+                resent += 1
+                response = await self._send_once(credentials, request, url, token)
+            if response.status_code == 401:
+                token = await asyncio.to_thread(credentials.refresh_rejected, request.token, token)
+                resent += 1
+                response = await self._send_once(credentials, request, url, token)
+            TELEMETRY.api_answered(span, response.status_code, resent=resent)
+        return response
 
     async def _send_once(
         self, credentials: JwtBearerCredentials, request: ApiRequest, url: str, token: AccessToken

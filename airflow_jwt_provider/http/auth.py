@@ -8,6 +8,7 @@ from typing import Any
 import requests
 from requests.auth import AuthBase
 
+from airflow_jwt_provider.common.telemetry import TELEMETRY, RequestTarget, RetryCause
 from airflow_jwt_provider.connection.token_parameters import DEFAULT_TOKEN, TokenParameters
 from airflow_jwt_provider.connection.trusted_hosts import TrustedHosts
 from airflow_jwt_provider.tokens.access_token import AccessToken
@@ -62,6 +63,7 @@ class JwtBearerAuth(AuthBase):
                 return response  # a consumed file/iterator body cannot be re-sent
             used = token
             if token.dpop_key is not None and nonce_challenge(401, response.headers):
+                TELEMETRY.retried(self.credentials.settings.conn_id, RequestTarget.API, RetryCause.USE_DPOP_NONCE)
                 response = self._resend(response, used, send_kwargs)  # the same token, a proof with the nonce
                 if response.status_code != 401:
                     return response

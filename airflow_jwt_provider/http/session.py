@@ -10,6 +10,7 @@ from typing import Any
 import requests
 from urllib3.connection import HTTPConnection
 
+from airflow_jwt_provider.common.telemetry import TELEMETRY
 from airflow_jwt_provider.connection.settings import HttpSettings
 from airflow_jwt_provider.http.auth import JwtBearerAuth
 from airflow_jwt_provider.http.request import resolve_url
@@ -86,7 +87,11 @@ class JwtBearerSession(requests.Session):
             method = method.decode("ascii")
         if isinstance(url, bytes):
             url = url.decode("ascii")
-        return super().request(method, self.url_for(url), *args, **kwargs)
+        url = self.url_for(url)
+        with TELEMETRY.api_span(self.conn_id, method, url) as span:
+            response = super().request(method, url, *args, **kwargs)
+            TELEMETRY.api_answered(span, response.status_code, resent=len(response.history))
+        return response
 
     def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
         """On a redirect: requests drops ``Authorization`` for another host; a DPoP proof is dropped always (it

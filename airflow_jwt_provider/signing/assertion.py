@@ -21,6 +21,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 
+from airflow_jwt_provider.common.telemetry import TELEMETRY
 from airflow_jwt_provider.signing.certificates import certificate_thumbprint
 from airflow_jwt_provider.signing.signers.base import Signer
 
@@ -42,10 +43,22 @@ class AssertionMinter:
     :param x5t: add the ``x5t#S256`` and ``x5t`` certificate thumbprints (Microsoft Entra);
         raises :class:`~airflow_jwt_provider.exceptions.KeystoreError` at once when the signer
         knows no certificate, rather than at the first token request.
+    :param kind: the signer's registered name (``local``, ``pkcs11``, ``aws_kms``…) and ``conn_id`` the
+        connection: what the signing-time metric is named and tagged with.
     """
 
-    def __init__(self, signer: Signer, *, key_id: str | None = None, x5t: bool = False) -> None:
+    def __init__(
+        self,
+        signer: Signer,
+        *,
+        key_id: str | None = None,
+        x5t: bool = False,
+        kind: str = "custom",
+        conn_id: str | None = None,
+    ) -> None:
         self.signer = signer
+        self.kind = kind
+        self.conn_id = conn_id
         self.header: dict[str, str] = {"alg": signer.algorithm, "typ": "JWT"}
         kid = key_id or signer.key_id
         if kid:
@@ -101,5 +114,7 @@ class AssertionMinter:
         if not_before:
             payload["nbf"] = issued_at
         signing_input = self._header_for(typ) + b"." + b64url(_json(payload))
-        signature = self.signer.sign(signing_input)
+        started = time.perf_counter()
+        signature = self.signer.sign(signing_input)  # the device round trip, for an HSM or a KMS
+        TELEMETRY.signed(self.kind, self.conn_id, time.perf_counter() - started)
         return (signing_input + b"." + b64url(signature)).decode("ascii")

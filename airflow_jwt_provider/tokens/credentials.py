@@ -18,13 +18,13 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 
 import requests
 
 from airflow_jwt_provider.assertions.base import AssertionSource, SourceContext, build_source
 from airflow_jwt_provider.common.redaction import install_log_redaction
+from airflow_jwt_provider.common.telemetry import TELEMETRY, CacheTier
 from airflow_jwt_provider.connection.kinds import GrantType
 from airflow_jwt_provider.connection.settings import JwtBearerSettings
 from airflow_jwt_provider.connection.token_parameters import DEFAULT_TOKEN, TokenParameters
@@ -118,7 +118,13 @@ class JwtBearerCredentials:
                     f"Connection {settings.conn_id!r}: the issuer is unknown; set Login (client id) or issuer",
                     field="issuer",
                 )
-            minter = AssertionMinter(signer, key_id=key_id or settings.key_id, x5t=settings.x5t)
+            minter = AssertionMinter(
+                signer,
+                key_id=key_id or settings.key_id,
+                x5t=settings.x5t,
+                kind=settings.signer.signer if settings.signer is not None else "custom",
+                conn_id=settings.conn_id,
+            )
             self.minting = ConnectionMinter(
                 settings, minter, issuer=issuer, client_id=self.client_id, token_url=token_url
             )
@@ -148,6 +154,7 @@ class JwtBearerCredentials:
             settings.http,
             session=self.session,
             default_token_lifetime=timedelta(seconds=settings.default_token_lifetime),
+            conn_id=settings.conn_id,
         )
         self.shared: SharedTokenCache | None = (
             SharedTokenCache(settings.conn_id, settings.token_cache, self.token_cache_secret)
@@ -157,6 +164,7 @@ class JwtBearerCredentials:
         if self.shared is not None and signer is None:
             self.token_cache_secret()  # costs nothing without a key: a missing sealing secret is said now
         install_log_redaction()  # once per process: per-call credentials never reach a log line
+        TELEMETRY.configure()  # once per process: [metrics] and [traces] read, or nothing after the first call
 
     @classmethod
     def from_settings(
@@ -334,15 +342,11 @@ class JwtBearerCredentials:
                 field="subject",
             )
         key = self.token_cache_key(params)
-        token = self.cache.get(key, self._source(key, params, force=force_refresh), force_refresh=force_refresh)
+        lookup = _Lookup(self, key, params, force_refresh)
+        token = self.cache.get(key, lookup, force_refresh=force_refresh)
+        if not lookup.called:
+            TELEMETRY.cache_hit(self.settings.conn_id)
         return self.dpop.bind(token) if self.dpop is not None else token
-
-    def _source(self, key: str, params: TokenParameters, *, force: bool = False) -> Callable[[], AccessToken]:
-        """Where the process cache gets a missing token: the shared store (asks the endpoint once), or the endpoint."""
-        request = _EndpointRequest(self, params)
-        if self.shared is None:
-            return request
-        return _SharedStoreLookup(self.shared, key, request, force)
 
     def refresh_rejected(self, params: TokenParameters, rejected: AccessToken) -> AccessToken:
         """The API refused ``rejected`` (a 401): a fresh token, unless another caller already replaced it.
@@ -355,11 +359,12 @@ class JwtBearerCredentials:
             "Connection %r: the API refused the access token (HTTP 401); fetching a new one and sending once more",
             self.settings.conn_id,
         )
+        TELEMETRY.refreshed_after_401(self.settings.conn_id)
         key = self.token_cache_key(params)
         self.cache.invalidate(key, token=rejected)
         if self.shared is not None:  # the shared entry too, unless another process already replaced it
             self.shared.invalidate(key, rejected)
-        token = self.cache.get(key, self._source(key, params))
+        token = self.cache.get(key, _Lookup(self, key, params))
         return self.dpop.bind(token) if self.dpop is not None else token
 
     def invalidate(self, params: TokenParameters = DEFAULT_TOKEN, token: AccessToken | None = None) -> None:
@@ -394,28 +399,40 @@ class JwtBearerCredentials:
         return token
 
 
-@dataclass(frozen=True)
-class _EndpointRequest:
-    """A token source: one request to the token endpoint (a fresh assertion per attempt)."""
+class _Lookup:
+    """Where the process cache gets a missing token: the shared store (asks the endpoint once), or the endpoint.
 
-    credentials: JwtBearerCredentials
-    params: TokenParameters
+    Called only on a miss of the process cache (``called`` tells the caller which it was); the span of
+    the token's acquisition and the cache-tier metric are made here, once per missing token.
+    """
 
-    def __call__(self) -> AccessToken:
-        return self.credentials.request_token(self.params)
+    __slots__ = ("called", "credentials", "force", "key", "params")
 
-
-@dataclass(frozen=True)
-class _SharedStoreLookup:
-    """A token source: the shared store, which calls ``request`` once for every process sharing it."""
-
-    shared: SharedTokenCache
-    key: str
-    request: _EndpointRequest
-    force: bool = False
+    def __init__(
+        self, credentials: JwtBearerCredentials, key: str, params: TokenParameters, force: bool = False
+    ) -> None:
+        self.credentials = credentials
+        self.key = key
+        self.params = params
+        self.force = force
+        self.called = False
 
     def __call__(self) -> AccessToken:
-        return self.shared.obtain(self.key, self.request, force=self.force)
+        self.called = True
+        credentials = self.credentials
+        settings = credentials.settings
+        fetched = False
+
+        def request() -> AccessToken:
+            nonlocal fetched
+            fetched = True
+            return credentials.request_token(self.params)
+
+        with TELEMETRY.token_span(settings.conn_id, settings.grant_type.value, settings.source.source) as span:
+            shared = credentials.shared
+            token = request() if shared is None else shared.obtain(self.key, request, force=self.force)
+            TELEMETRY.token_obtained(span, settings.conn_id, CacheTier.ENDPOINT if fetched else CacheTier.SHARED)
+        return token
 
 
 def _check_key_against_preset(settings: JwtBearerSettings, signer: Signer) -> None:

@@ -8,6 +8,7 @@ to retry is :mod:`airflow_jwt_provider.common.retry`'s decision, as for API call
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -19,6 +20,7 @@ from requests.auth import HTTPBasicAuth
 from airflow_jwt_provider.common.redaction import redact_text
 from airflow_jwt_provider.common.retry import TOKEN_REQUEST_RETRY, RetryPolicy, parse_http_date
 from airflow_jwt_provider.common.seconds import finite_seconds
+from airflow_jwt_provider.common.telemetry import TELEMETRY, RequestTarget, RetryCause, TokenResult
 from airflow_jwt_provider.connection.kinds import ClientAuthMethod, GrantType
 from airflow_jwt_provider.connection.settings import HttpSettings
 from airflow_jwt_provider.connection.trusted_hosts import Origin, is_loopback
@@ -96,6 +98,7 @@ class TokenClient:
     :param retry: when to retry connection errors, 429 and 5xx answers; each attempt is
         signed anew. A ``Retry-After`` beyond the policy's ``max_wait`` is not waited for.
     :param default_token_lifetime: how long a token is used when the answer has no ``expires_in``.
+    :param conn_id: the connection the requests are for (a tag of the metrics; ``None`` outside a connection).
     """
 
     def __init__(
@@ -107,8 +110,10 @@ class TokenClient:
         session: requests.Session | None = None,
         retry: RetryPolicy = TOKEN_REQUEST_RETRY,
         default_token_lifetime: timedelta = ASSUMED_LIFETIME,
+        conn_id: str | None = None,
     ) -> None:
         self.token_url = token_url
+        self.conn_id = conn_id
         self.default_token_lifetime = default_token_lifetime
         if _is_plain_http_to_remote(token_url):
             log.warning(
@@ -128,9 +133,28 @@ class TokenClient:
         A DPoP request the server answers ``use_dpop_nonce`` (RFC 9449 §8) is sent once more with its nonce,
         a new proof and new client authentication (a client assertion is accepted once).
         """
+        started, attempts = time.perf_counter(), [0]  # this request's sends (the client may serve threads)
+        result, status = TokenResult.ERROR, None
+        try:
+            token = self._fetch(request, attempts)
+            result, status = TokenResult.SUCCESS, 200
+            return token
+        except TokenEndpointError as exc:
+            status = exc.status
+            result = TokenResult.REFUSED if status is not None and status < 500 else TokenResult.ERROR
+            raise
+        finally:  # every request, whatever ended it: metrics and the token span's attributes
+            retries = max(attempts[0] - 1, 0)
+            seconds = time.perf_counter() - started
+            TELEMETRY.token_request(
+                self.conn_id, request.grant_type.value, result, status=status, retries=retries, seconds=seconds
+            )
+
+    def _fetch(self, request: TokenRequest, attempts: list[int]) -> AccessToken:
         sent: dict[str, str] = {}
 
         def attempt() -> requests.Response:
+            attempts[0] += 1
             form: Form = {"grant_type": request.grant_type.value}
             form.update(request.credentials())  # new ones for every attempt: never the same jti twice
             if request.scope:
@@ -149,13 +173,20 @@ class TokenClient:
 
         def call() -> requests.Response:
             return self.retry.call(
-                attempt, what=f"Token endpoint {self.token_url}", method="POST", log=log, transient=(_TransientError,)
+                attempt,
+                what=f"Token endpoint {self.token_url}",
+                method="POST",
+                log=log,
+                transient=(_TransientError,),
+                conn_id=self.conn_id,
+                target=RequestTarget.TOKEN_ENDPOINT,
             )
 
         response = call()
         if request.dpop is not None and nonce_challenge(
             response.status_code, response.headers, _json_or_none(response)
         ):
+            TELEMETRY.retried(self.conn_id, RequestTarget.TOKEN_ENDPOINT, RetryCause.USE_DPOP_NONCE)
             response = call()  # once: a second challenge is an answer like any other
         return self._parse(response, sent=sent, request=request)
 

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 from airflow_jwt_provider.common.redaction import redact_text
+from airflow_jwt_provider.common.telemetry import TELEMETRY, Degradation
 from airflow_jwt_provider.connection.settings import TokenCacheSettings
 from airflow_jwt_provider.exceptions import JwtBearerConfigError
 from airflow_jwt_provider.tokens.access_token import AccessToken
@@ -219,6 +220,7 @@ class SharedTokenCache:
         try:
             token = seal.open(key, entry)
         except SealError as exc:
+            TELEMETRY.shared_cache_degraded(self.conn_id, self.settings.kind, Degradation.UNREADABLE_ENTRY)
             self._warn(
                 "unreadable",
                 f"holds an entry for this connection that cannot be used ({exc}); fetching a new token, "
@@ -237,6 +239,7 @@ class SharedTokenCache:
             self._unavailable(exc)
 
     def _unavailable(self, exc: BaseException) -> None:
+        TELEMETRY.shared_cache_degraded(self.conn_id, self.settings.kind, Degradation.UNAVAILABLE)
         with self._health.lock:
             self._health.bypass_until = time.monotonic() + BYPASS_SECONDS
         problem = redact_text(f"{type(exc).__name__}: {exc}")[:300]
