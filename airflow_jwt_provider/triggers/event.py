@@ -247,7 +247,7 @@ class _Watch:
             request = replace(request, headers={**(request.headers or {}), "If-None-Match": etag})
         response = await self.hook.asend(request, retry=trigger.retry)
         if response.status_code == NOT_MODIFIED:
-            self.log.info("%s: not modified (HTTP 304)", trigger.describe())
+            self.log.debug("%s: not modified (HTTP 304)", trigger.describe())
             return None
         outcome = await asyncio.to_thread(trigger._poll_spec.outcome, response, check)  # user code: in a thread
         if outcome is PollOutcome.FAIL:
@@ -256,7 +256,7 @@ class _Watch:
         if outcome is PollOutcome.DONE:
             payload = await self._fire_if_new(marks, response)
         else:
-            self.log.info("%s: not ready (HTTP %s)", trigger.describe(), response.status_code)
+            self.log.debug("%s: not ready (HTTP %s)", trigger.describe(), response.status_code)
         new_etag = response.headers.get("ETag")
         if new_etag and new_etag != etag:  # after the identity is remembered: a crash in between fires no twice
             await asyncio.to_thread(marks.remember_etag, new_etag)
@@ -273,7 +273,7 @@ class _Watch:
             )
         if await asyncio.to_thread(marks.fired, identity.value):
             source, value = identity.source.value, identity.value
-            self.log.info("%s: ready, already fired for %s %s", trigger.describe(), source, value)
+            self.log.debug("%s: ready, already fired for %s %s", trigger.describe(), source, value)
             return None
         # Remembered before the event is handed over: a restart in between loses this event rather
         # than firing it twice (at most once per state).
@@ -297,7 +297,13 @@ class _Watch:
                 credentials.settings.token_cache,
                 ttl=self.trigger.state_ttl,
             )
-            await asyncio.to_thread(lambda: marks.location)  # opens the store, warns once without one
+            location = await asyncio.to_thread(lambda: marks.location)  # opens the store, warns once without one
+            self.log.info(
+                "%s: watching every %g s (what it fired for is kept in %s)",
+                self.trigger.describe(),
+                self.trigger.poll_interval,
+                location.value,
+            )
             self.marks = marks
         return self.marks
 
