@@ -12,7 +12,8 @@ So this trigger never returns: it polls, yields an event for each *new* state of
 which the condition holds, and goes on polling. What it fired for is kept outside the trigger
 object (:class:`~airflow_jwt_provider.tokens.fired_marks.FiredMarks`: the connection's shared
 token store, else the triggerer's memory), under a key derived from its serialized arguments, so a
-re-created trigger does not fire again for the state it finds.
+re-created trigger does not fire again for the state it finds (also after a change of its polling
+arguments in the DAG file: the key covers what it watches, not how often).
 
 Requests go through :class:`~airflow_jwt_provider.hooks.jwt_bearer_async.JwtBearerAsyncHook`
 (shared token cache, 401 refresh, trusted hosts, retry policy, DPoP). The serialized trigger holds
@@ -68,6 +69,8 @@ MAX_STATE_TTL = 90 * 86400.0
 #: An answer's JSON goes into the event (and the asset event's extra) only up to this size.
 MAX_EVENT_BODY = 64 * 1024
 NOT_MODIFIED = 304
+#: How the trigger polls, not what it watches: left out of :attr:`JwtBearerHttpEventTrigger.watch_key`.
+_TUNING_ARGUMENTS = frozenset({"poll_interval", "jitter", "max_consecutive_failures", "retry", "state_ttl"})
 
 
 class WatchEventStatus(Enum):
@@ -185,9 +188,15 @@ class JwtBearerHttpEventTrigger(BaseEventTrigger):
 
     @property
     def watch_key(self) -> str:
-        """What identifies this watcher wherever and whenever it runs: a digest of its serialized arguments."""
-        classpath, kwargs = self.serialize()
-        text = json.dumps([classpath, kwargs], sort_keys=True, separators=(",", ":"), default=str)
+        """What identifies this watcher wherever and whenever it runs: a digest of what it watches.
+
+        The connection, the request, the condition and how states are told apart; not how often or how
+        patiently it polls (``poll_interval``, ``jitter``, ``max_consecutive_failures``, ``retry``,
+        ``state_ttl``), so that tuning those in the DAG file does not fire again for the current state.
+        """
+        _, kwargs = self.serialize()
+        watched = {name: value for name, value in kwargs.items() if name not in _TUNING_ARGUMENTS}
+        text = json.dumps([CLASSPATH, watched], sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def describe(self) -> str:

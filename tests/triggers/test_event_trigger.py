@@ -457,3 +457,20 @@ def test_the_trigger_is_an_event_trigger_an_asset_watcher_takes() -> None:
     assert JwtBearerHttpEventTrigger.hash(*trigger.serialize()) == JwtBearerHttpEventTrigger.hash(
         *recreated(trigger).serialize()
     )
+
+
+def test_the_watch_key_covers_what_is_watched_not_how_often() -> None:
+    """Tuning the polling in the DAG file keeps the marks; watching something else does not share them."""
+    base = JwtBearerHttpEventTrigger("c", "exports/x", condition=READY)
+    tuned = JwtBearerHttpEventTrigger(
+        "c", "exports/x", condition=READY, poll_interval=5, jitter=0.3, max_consecutive_failures=9, retry=False
+    )
+    assert tuned.watch_key == base.watch_key
+    for other in (
+        JwtBearerHttpEventTrigger("c", "exports/y", condition=READY),
+        JwtBearerHttpEventTrigger("other", "exports/x", condition=READY),
+        JwtBearerHttpEventTrigger("c", "exports/x", condition={"path": "status", "equals": "done"}),
+        JwtBearerHttpEventTrigger("c", "exports/x", condition=READY, subject="bob"),
+        JwtBearerHttpEventTrigger("c", "exports/x", condition=READY, identity_path="cursor"),
+    ):
+        assert other.watch_key != base.watch_key, other.serialize()
