@@ -233,6 +233,7 @@ class _Watch:
         self.failures = 0
         self.failure_reported = False
         self.polls = 0
+        self.warned_identity_path = False
 
     async def poll(self) -> dict[str, Any] | None:
         """One poll: a ``changed`` payload, an ``error`` payload (once per streak of failures), or None."""
@@ -267,14 +268,15 @@ class _Watch:
         else:
             self.log.debug("%s: not ready (HTTP %s)", trigger.describe(), response.status_code)
         new_etag = response.headers.get("ETag")
-        if new_etag and new_etag != etag:  # after the identity is remembered: a crash in between fires no twice
+        if new_etag and new_etag != etag:  # after the identity: a crash in between does not fire twice
             await asyncio.to_thread(marks.remember_etag, new_etag)
         return payload
 
     async def _fire_if_new(self, marks: FiredMarks, response: requests.Response) -> dict[str, Any] | None:
         trigger = self.trigger
         identity = answer_identity(response, trigger.identity_path)
-        if trigger.identity_path and identity.source is IdentitySource.DIGEST:
+        if trigger.identity_path and identity.source is IdentitySource.DIGEST and not self.warned_identity_path:
+            self.warned_identity_path = True  # once per trigger: the answer's shape does not change per poll
             self.log.warning(
                 "%s: the answer has no ETag and nothing at identity_path %r; its identity is the body's digest",
                 trigger.describe(),

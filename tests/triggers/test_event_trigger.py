@@ -269,6 +269,18 @@ async def test_without_etag_or_identity_path_the_identity_is_the_body_digest(
     assert first == "sha256:" + hashlib.sha256(body.encode()).hexdigest()
 
 
+async def test_an_identity_path_the_answer_lacks_falls_back_to_the_digest_with_one_warning(
+    conn_id: str, auth_server: LocalAuthorizationServer, trigger_log: pytest.LogCaptureFixture
+) -> None:
+    auth_server.exports.update(EXPORT, status="ready", etag=False)
+    changes = {2: lambda: auth_server.exports.update(EXPORT, note="second")}
+    events = await watch(event_trigger(conn_id, identity_path="cursor"), auth_server, polls=4, changes=changes)
+
+    assert [e["identity_source"] for e in events] == ["digest", "digest"]
+    warnings = [r.getMessage() for r in trigger_log.records if "nothing at identity_path 'cursor'" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+
+
 # -------------------------------------------------------------------------- re-created, restarted
 
 
