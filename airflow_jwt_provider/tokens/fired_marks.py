@@ -9,10 +9,11 @@ the trigger's serialized arguments (the same trigger gets the same key wherever 
 * With a shared token cache (``token_cache`` ``redis`` or ``file``), the marks live in that store
   (its :class:`~airflow_jwt_provider.tokens.stores.base.MarkStore` capability), for ``ttl``
   seconds: a restarted triggerer, or another one, sees them.
-* With ``token_cache: memory`` (or a store without marks, or one that fails), they live in this
-  process's memory, bounded: a re-created trigger in the same triggerer sees them, a restarted
-  triggerer does not and may fire once more for the state it finds. That is logged once per watcher
-  and process, as a warning.
+* With ``token_cache: memory`` (or a store without marks), they live in this process's memory,
+  bounded: a re-created trigger in the same triggerer sees them, a restarted triggerer does not and
+  may fire once more for the state it finds. That is logged once per watcher and process, as a warning.
+* A store that fails (unreachable, slow) is left alone for :data:`STORE_RETRY_SECONDS`, with one
+  warning; meanwhile marks go to memory only (memory always has them too), then the store is tried again.
 
 Names are SHA-256 digests of the watcher's key and the identity: they reveal neither. Every method
 does blocking I/O (Redis, the disk): an event loop calls them in a thread.
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 
 #: Marks kept in process memory at most (oldest dropped first): a few per watcher.
 MAX_PROCESS_MARKS = 10_000
+#: After a store failure, a watcher keeps its marks in memory only for this long, then tries the store again.
+STORE_RETRY_SECONDS = 30.0
 _FIRED = b"fired"
 
 
@@ -118,6 +121,7 @@ class FiredMarks:
         self._open_store = open_store
         self._store: MarkStore | None = None
         self._resolved = False
+        self._retry_at = 0.0
 
     @property
     def location(self) -> StateLocation:
@@ -174,8 +178,10 @@ class FiredMarks:
 
     def _shared(self) -> MarkStore | None:
         if self._resolved:
-            return self._store
-        self._resolved = True
+            retry_due = self._store is None and 0.0 < self._retry_at <= time.monotonic()  # after a failure
+            if not retry_due:
+                return self._store
+        self._resolved, self._retry_at = True, 0.0
         if not self.settings.shared:
             self._warn_once(
                 "memory",
@@ -202,15 +208,16 @@ class FiredMarks:
         return store
 
     def _store_failed(self, exc: BaseException) -> None:
-        """A failing store: process memory from now on for this object (a new trigger tries the store again)."""
+        """A failing store: process memory only for :data:`STORE_RETRY_SECONDS`, then the store again."""
         self._store = None
         self._resolved = True
+        self._retry_at = time.monotonic() + STORE_RETRY_SECONDS
         problem = redact_text(f"{type(exc).__name__}: {exc}")[:300]
         self._warn_once(
             "store-failed",
             f"the shared token store cannot be used ({problem}): what it fires for is kept in this "
-            "triggerer's memory until the trigger is re-created, so a triggerer restart meanwhile may fire "
-            "once more for the state it finds",
+            f"triggerer's memory, and the store tried again in {STORE_RETRY_SECONDS:.0f} s; a triggerer restart "
+            "meanwhile may fire once more for the state it finds",
         )
 
     def _warn_once(self, kind: str, message: str) -> None:

@@ -113,3 +113,39 @@ def test_a_failing_store_falls_back_to_memory_with_one_warning(caplog: pytest.Lo
     assert len(warnings) == 1, warnings
     assert "cannot be used (ConnectionError" in warnings[0]
     assert "hunter2-secret" not in warnings[0]
+
+
+def test_a_store_that_failed_is_tried_again_after_a_while(
+    redis_connection: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import airflow_jwt_provider.tokens.fired_marks as fired_marks
+
+    monkeypatch.setattr(fired_marks, "STORE_RETRY_SECONDS", 0.3)
+    real = open_token_store(TokenCacheSettings(kind="redis", conn_id=REDIS_CONN_ID))
+    down = True
+
+    class FlakyStore:
+        description = "a store that comes back"
+
+        def get_mark(self, name: str) -> bytes | None:
+            if down:
+                raise ConnectionError("connection refused")
+            return real.get_mark(name)  # type: ignore[attr-defined,no-any-return]
+
+        def put_mark(self, name: str, value: bytes, ttl: float) -> None:
+            if down:
+                raise ConnectionError("connection refused")
+            real.put_mark(name, value, ttl)  # type: ignore[attr-defined]
+
+    settings = TokenCacheSettings(kind="redis", conn_id=REDIS_CONN_ID)
+    marks = FiredMarks("watch-4", "GET exports/w on 'c'", settings, ttl=60, open_store=lambda s: FlakyStore())  # type: ignore[arg-type,return-value]
+    marks.remember("during-outage")
+    assert marks.location is StateLocation.PROCESS_MEMORY
+    down = False
+    assert marks.location is StateLocation.PROCESS_MEMORY  # left alone for a while
+    time.sleep(0.4)
+    assert marks.location is StateLocation.SHARED_STORE
+    marks.remember("after-outage")
+    forget_process_marks()
+    assert marks.fired("after-outage")  # from Redis
+    assert not marks.fired("during-outage")  # memory only, and memory was forgotten: the documented gap
