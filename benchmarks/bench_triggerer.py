@@ -40,8 +40,10 @@ running across restarts (its trigger is re-created). The phases run one after th
 over a steady window of ``--window`` seconds once every trigger polled.
 
 Run: ``.venv/bin/python benchmarks/bench_triggerer.py [--sensors 1000 --watchers 50 --json out.json]``
-(about 6 minutes at full size on 2 cores; ``--sensors 50 --watchers 5`` for a quick look). Needs what
-``scripts/install-system-deps`` installs (PostgreSQL, redis-server, keytool).
+(about 8½ minutes at full size on 2 cores, stack start included; ``--sensors 50 --watchers 5`` for a
+quick look). Exit status 1 when the provider's token requests miss the target. Needs what
+``scripts/install-system-deps`` installs (PostgreSQL, redis-server, keytool). No ``--json`` shape to
+follow (``bench_dpop.py`` writes none): the figures are this module's dataclasses, as JSON.
 """
 
 from __future__ import annotations
