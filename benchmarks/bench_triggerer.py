@@ -65,7 +65,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="jwt-bench-triggerer-"))
+if "AIRFLOW_HOME" not in os.environ:  # this process mints one token with the hook; the seeding has the stack's
+    os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="jwt-bench-triggerer-home-")
 
 DAG_FILE = REPO / "benchmarks" / "dags" / "jwt_bench_triggerer.py"
 TRIGGERER = "airflow-triggerer"
