@@ -65,8 +65,10 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-if "AIRFLOW_HOME" not in os.environ:  # this process mints one token with the hook; the seeding has the stack's
-    os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="jwt-bench-triggerer-home-")
+#: This process mints one token with the hook and needs an Airflow home of its own; the seeding has the stack's.
+OWN_AIRFLOW_HOME = None if "AIRFLOW_HOME" in os.environ else tempfile.mkdtemp(prefix="jwt-bench-triggerer-home-")
+if OWN_AIRFLOW_HOME is not None:
+    os.environ["AIRFLOW_HOME"] = OWN_AIRFLOW_HOME
 
 DAG_FILE = REPO / "benchmarks" / "dags" / "jwt_bench_triggerer.py"
 TRIGGERER = "airflow-triggerer"
@@ -505,6 +507,8 @@ def main() -> int:
             print(f"work directory kept: {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+        if OWN_AIRFLOW_HOME is not None:
+            shutil.rmtree(OWN_AIRFLOW_HOME, ignore_errors=True)
 
 
 if __name__ == "__main__":
