@@ -120,7 +120,7 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {
                 "integration-name": "OAuth 2.0 JWT Bearer",
-                "python-modules": ["airflow_jwt_provider.triggers.http"],
+                "python-modules": ["airflow_jwt_provider.triggers.http", "airflow_jwt_provider.triggers.event"],
             }
         ],
         # `airflow jwt-bearer inspect|export|check|mint|token`; the definitions import nothing heavy.

@@ -70,6 +70,7 @@ def _begin_api_record() -> None:
             "subject": None,
             "client_id": None,
             "auth_scheme": auth_scheme(request.headers.get("Authorization")),
+            "if_none_match": request.headers.get("If-None-Match"),
             "dpop": dpop_record(),
             "dpop_verified": False,
             "dpop_failure": None,
@@ -300,3 +301,19 @@ def echo_authorization(issued: IssuedToken) -> Response | tuple[Response, int]:
     status = int(request.args.get("status", "200"))
     header = request.headers.get("Authorization", "")
     return jsonify(error="echo" if status >= 400 else None, you_sent=header, again=f"Authorization: {header}"), status
+
+
+@blueprint.get("/exports/<name>")
+@protected
+def export(issued: IssuedToken, name: str) -> Response | tuple[Response, int]:
+    """A resource a test changes (:mod:`devserver.exports`): ETag and ``If-None-Match`` (304) as HTTP says."""
+    state = local_server().exports.get(name)
+    if state is None:
+        return json_error("not_found", f"no export {name!r} yet", 404)
+    etag = state.etag_value
+    if etag is not None and etag in {value.strip() for value in request.headers.get("If-None-Match", "").split(",")}:
+        return Response(status=304, headers={"ETag": etag})
+    response = jsonify(state.document(name))
+    if etag is not None:
+        response.headers["ETag"] = etag
+    return response

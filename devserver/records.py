@@ -16,6 +16,9 @@ process (``python -m devserver``), whose lists a test cannot read directly:
     failures, revocations; clients and tokens are kept).
 ``POST /_devserver/revoke``
     :meth:`~devserver.server.LocalAuthorizationServer.revoke_all_tokens`.
+``POST /_devserver/exports/<name>``
+    :meth:`devserver.exports.Exports.update` with the JSON body's fields (and ``etag``): a change of
+    the export an event trigger watches.
 ``POST /_devserver/trust-issuer``
     :meth:`~devserver.server.LocalAuthorizationServer.trust_issuer` with the JSON body's ``issuer``,
     ``subject``, ``client_id`` and ``audiences`` (a workload platform the test started).
@@ -166,3 +169,13 @@ def trust_issuer() -> Response | tuple[Response, int]:
         audiences=tuple(body.get("audiences") or ()),
     )
     return jsonify(issuer=rule.issuer, subject=rule.subject, client_id=rule.client_id)
+
+
+@blueprint.post("/exports/<name>")
+def update_export(name: str) -> Response | tuple[Response, int]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return json_error("invalid_request", "a JSON object with the export's fields (and etag)", 400)
+    etag = body.pop("etag", None)
+    state = local_server().exports.update(name, etag=None if etag is None else bool(etag), **body)
+    return jsonify(state.document(name))

@@ -61,6 +61,7 @@ from devserver.api import API_PREFIX, DEFAULT_JOB_READY_AFTER
 from devserver.api import ITEM_COUNT as ITEM_COUNT  # re-exported: it used to be defined here
 from devserver.dpop import DEFAULT_IAT_WINDOW, DPOP_ALGORITHMS, Nonces, UsedProofs
 from devserver.exchange import TOKEN_EXCHANGE_GRANT_TYPE
+from devserver.exports import Exports
 from devserver.faults import Faults
 from devserver.federation import FederationRule, TrustedIssuers
 from devserver.grants import (
@@ -308,11 +309,15 @@ class LocalAuthorizationServer:
         token (None when refused), ``auth_scheme`` (the Authorization scheme only), ``status``;
         ``dpop`` (the proof's ``header`` and ``claims``, or None), ``dpop_verified``, ``dpop_failure``
         (why the proof or the token's binding was refused), ``nonce_challenge`` (answered
-        ``use_dpop_nonce``), ``client_certificate`` (as for token requests).
+        ``use_dpop_nonce``), ``client_certificate`` (as for token requests), ``if_none_match`` (the
+        request's ``If-None-Match`` header: an ETag, not a secret).
     ``tls_errors``
         failed TLS handshakes (an untrusted client certificate, plain HTTP): ``client``, ``error``, ``time``.
     ``results``
         the JSON bodies posted to ``/api/results``.
+    ``exports``
+        the resources under ``/api/exports/<name>`` a test changes (:mod:`devserver.exports`);
+        :meth:`reset` empties it.
 
     Records over HTTP, for a server in another process (``python -m devserver``); answered
     to loopback clients only, 403 otherwise (see :mod:`devserver.records`):
@@ -356,6 +361,7 @@ class LocalAuthorizationServer:
         self.used_jti = UsedJti()
         self.user_token_key = UserTokenKey()
         self.faults = Faults()
+        self.exports = Exports()
         self.federation = TrustedIssuers()
         #: Google-style impersonation: service account e-mail → glob of the federated subjects allowed.
         self.impersonation: dict[str, str] = {}
@@ -753,6 +759,7 @@ class LocalAuthorizationServer:
         self._token_nonces = Nonces("as")
         self._api_nonces = Nonces("rs")
         self.faults.reset()
+        self.exports.reset()
         self._job_polls: dict[str, int] = {}
         self._revoked.clear()
 

@@ -502,7 +502,7 @@ from airflow.sdk import BaseOperator
 import requests
 before = set(sys.modules)
 import airflow_jwt_provider.operators.http, airflow_jwt_provider.sensors.http, airflow_jwt_provider.hooks.jwt_bearer
-import airflow_jwt_provider.triggers.http
+import airflow_jwt_provider.triggers.http, airflow_jwt_provider.triggers.event  # watchers are built in DAG files
 heavy = ("jwt", "aiohttp", "airflow_jwt_provider.tokens.credentials", "airflow_jwt_provider.signing.key_files.loader",
          "cryptography.hazmat.primitives.serialization.pkcs12")
 print(sorted(m for m in set(sys.modules) - before if m.split(".")[0] in ("jwt", "aiohttp") or m in heavy))

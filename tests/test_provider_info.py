@@ -45,6 +45,19 @@ def test_providers_manager_reads_the_form() -> None:
     assert "schema" in behaviour["hidden_fields"]
 
 
+def test_providers_manager_lists_both_triggers() -> None:
+    """The deferrable trigger and the event trigger of asset watchers, each naming a module that imports."""
+    import importlib
+
+    from airflow.providers_manager import ProvidersManager
+
+    triggers = ProvidersManager().trigger
+    ours = {info.trigger_class_name for info in triggers if info.package_name == "airflow-jwt-provider"}
+    assert ours == {"airflow_jwt_provider.triggers.http", "airflow_jwt_provider.triggers.event"}
+    event_module = importlib.import_module("airflow_jwt_provider.triggers.event")
+    assert event_module.CLASSPATH == "airflow_jwt_provider.triggers.event.JwtBearerHttpEventTrigger"
+
+
 def test_form_fields_are_exactly_the_connection_contract() -> None:
     form = conn_fields()
     assert set(form) == set(allowed_keys())  # what the form stores is what the parser accepts, and no more

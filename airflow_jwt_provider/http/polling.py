@@ -75,24 +75,50 @@ class PollSpec:
         return cls(**values)
 
 
-_MISSING = object()
+#: What :func:`json_value` finds where the path leads nowhere.
+MISSING: Any = object()
+
+
+def json_value(body: object, path: str) -> Any:
+    """The value at ``path`` in a JSON answer, or :data:`MISSING`.
+
+    ``a.b`` reaches into objects; in a list, a number picks an item (``items.0.id``) and ``*``
+    every item (``items.*.id``: the list of their ids, items without one left out).
+    """
+    value: object = body
+    parts = str(path).split(".")
+    for index, part in enumerate(parts):
+        if isinstance(value, Mapping):
+            value = value.get(part, MISSING)
+        elif isinstance(value, list) and part == "*":
+            rest = ".".join(parts[index + 1 :])
+            found = [json_value(item, rest) if rest else item for item in value]
+            return [item for item in found if item is not MISSING]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return MISSING
+        if value is MISSING:
+            return MISSING
+    return value
 
 
 def json_contains(body: object, expected: Mapping[str, Any] | None) -> bool:
-    """Whether ``body[key] == value`` for every item of ``expected``; ``a.b`` reaches into objects."""
+    """Whether ``body[key] == value`` for every item of ``expected``; keys are :func:`json_value` paths."""
     if not expected:
         return True
     for path, wanted in expected.items():
-        value: object = body
-        for part in str(path).split("."):
-            value = value.get(part, _MISSING) if isinstance(value, Mapping) else _MISSING
-        if value is _MISSING or value != wanted:
+        value = json_value(body, path)
+        if value is MISSING or value != wanted:
             return False
     return True
 
 
-def callable_path(func: Callable[..., Any] | str) -> str:
+def callable_path(func: Callable[..., Any] | str, argument: str = "response_check") -> str:
     """The dotted import path of ``func``, checked to import back to the same object.
+
+    ``argument`` is the parameter errors name (``response_check`` of the sensor, ``condition`` of the
+    event trigger).
 
     The triggerer runs no DAG file: a condition it evaluates must be importable from an
     installed module or the plugins folder. Lambdas, nested functions and functions defined
@@ -116,9 +142,9 @@ def callable_path(func: Callable[..., Any] | str) -> str:
             problem = f"{module}.{qualname} does not import back to this function"
     if problem:
         raise JwtBearerConfigError(
-            f"response_check {qualname or func!r} cannot run in the triggerer: {problem}. Define it in an "
-            "installed module or the plugins folder and pass it (or its dotted path), or use expected_json, "
-            "or deferrable=False",
-            field="response_check",
+            f"{argument} {qualname or func!r} cannot run in the triggerer: {problem}. Define it in an "
+            "installed module or the plugins folder and pass it (or its dotted path)"
+            + (", or use expected_json, or deferrable=False" if argument == "response_check" else ""),
+            field=argument,
         )
     return f"{module}.{qualname}"

@@ -3,9 +3,8 @@
 Everything it does goes through :class:`~airflow_jwt_provider.hooks.jwt_bearer_async.JwtBearerAsyncHook`'s
 public API, so the token cache, the 401 rule and the retry policy are those of every other path.
 
-The triggerer imports a trigger's module on its event loop, where every millisecond blocks every
-other trigger of the deployment: this module is light, and the async hook (aiohttp, the signing
-stack) is imported in a worker thread when the trigger first runs.
+This module is light: the async hook (aiohttp, the signing stack) is imported in a worker thread
+when the trigger first runs (:func:`~airflow_jwt_provider.triggers._hook.async_hook_class`).
 The serialized trigger (stored in the metadata database, shown in the UI) holds the
 connection id and the request description: no token, assertion, password or key.
 """
@@ -13,7 +12,6 @@ connection id and the request description: no token, assertion, password or key.
 from __future__ import annotations
 
 import asyncio
-import importlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -25,12 +23,12 @@ from airflow_jwt_provider.common.retry import RetryPolicy
 from airflow_jwt_provider.http.polling import PollOutcome, PollSpec
 from airflow_jwt_provider.http.request import ApiRequest
 from airflow_jwt_provider.http.wire import error_event, response_to_wire, success_event
+from airflow_jwt_provider.triggers._hook import async_hook_class
 
 if TYPE_CHECKING:
     from airflow_jwt_provider.hooks.jwt_bearer_async import JwtBearerAsyncHook
 
 CLASSPATH = "airflow_jwt_provider.triggers.http.JwtBearerHttpTrigger"
-_ASYNC_HOOK_MODULE = "airflow_jwt_provider.hooks.jwt_bearer_async"
 
 
 class JwtBearerHttpTrigger(BaseTrigger):
@@ -79,8 +77,8 @@ class JwtBearerHttpTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         try:
-            hook_module = await asyncio.to_thread(importlib.import_module, _ASYNC_HOOK_MODULE)  # off the loop
-            async with hook_module.JwtBearerAsyncHook(self.jwt_bearer_conn_id) as hook:
+            hook_class = await async_hook_class()  # off the loop
+            async with hook_class(self.jwt_bearer_conn_id) as hook:
                 if self.poll is None:
                     response = await hook.asend(self.request, retry=self.retry)
                 else:

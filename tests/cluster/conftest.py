@@ -9,7 +9,8 @@ default: ``python -m devserver`` as the compose command, records read from its `
 endpoints) or ``in-process`` (the devserver in the pytest process: records read directly, and the
 issued access tokens known, so the log scan looks for them too).
 
-A test module sets ``CONNECTION_EXTRA`` (a dict) to add keys to the extra of the compose file's
+A test module sets ``DAG_FILES`` (paths) to link other DAG files than ``dags/*.py`` of this folder,
+``CONNECTION_EXTRA`` (a dict) to add keys to the extra of the compose file's
 ``jwt_bearer_default`` connection, ``EXTRA_CONNECTIONS`` (connection id → extra keys) to define
 more connections like it, and ``EXTRA_ENV`` to add to the environment of every Airflow service.
 """
@@ -52,7 +53,7 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     failures_before = request.session.testsfailed
     stack = Cluster(
         workdir,
-        extra_dags=sorted(DAGS.glob("*.py")),
+        extra_dags=list(getattr(request.module, "DAG_FILES", sorted(DAGS.glob("*.py")))),
         connection_extra=getattr(request.module, "CONNECTION_EXTRA", {}),
         extra_connections=getattr(request.module, "EXTRA_CONNECTIONS", {}),
         extra_env=getattr(request.module, "EXTRA_ENV", {}),

@@ -205,6 +205,8 @@ class AuthServer(Protocol):
 
     def trust_issuer(self, issuer: str, subject: str, client_id: str) -> None: ...
 
+    def update_export(self, name: str, **fields: Any) -> dict[str, Any]: ...
+
     def stop(self) -> None: ...
 
 
@@ -253,6 +255,10 @@ class InProcessAuthServer:
     def trust_issuer(self, issuer: str, subject: str, client_id: str) -> None:
         self.server.trust_issuer(issuer, subject=subject, client_id=client_id)
 
+    def update_export(self, name: str, **fields: Any) -> dict[str, Any]:
+        etag = fields.pop("etag", None)
+        return self.server.exports.update(name, etag=etag, **fields).document(name)
+
     def stop(self) -> None:
         self.server.stop()
 
@@ -296,6 +302,13 @@ class ProcessAuthServer:
         """Trust a workload platform's JWTs for ``client_id`` (``POST /_devserver/trust-issuer``)."""
         body = {"issuer": issuer, "subject": subject, "client_id": client_id}
         requests.post(f"{self.url}/_devserver/trust-issuer", json=body, timeout=10).raise_for_status()
+
+    def update_export(self, name: str, **fields: Any) -> dict[str, Any]:
+        """A change of the export ``/api/exports/<name>`` (``POST /_devserver/exports/<name>``); its new document."""
+        response = requests.post(f"{self.url}/_devserver/exports/{name}", json=fields, timeout=10)
+        response.raise_for_status()
+        document: dict[str, Any] = response.json()
+        return document
 
     def stop(self) -> None:  # the component is stopped with the others
         pass
@@ -677,6 +690,25 @@ class Cluster:
     def check_alive(self) -> None:
         for component in self.components:
             component.check_alive()
+
+    def component(self, name: str) -> Component:
+        """The running component called ``name`` (``airflow-triggerer``, ``airflow-worker-1``...)."""
+        for component in self.components:
+            if component.name == name:
+                return component
+        raise ClusterError(f"no component {name!r}; the stack runs {[c.name for c in self.components]}")
+
+    def restart(self, name: str, grace: float = 30.0) -> Component:
+        """Stop a component (SIGTERM to its group and children, SIGKILL after ``grace``) and start it again.
+
+        The same command and environment, the output appended to the same log: what ``docker compose
+        restart <service>`` does to a container.
+        """
+        component = self.component(name)
+        with self._timed(f"restart {name}"):
+            stop_components([component], grace=grace)
+            component.start(self.workdir)
+        return component
 
     def wait_for(self, what: str, check: Callable[[], Any], timeout: float | None = None) -> Any:
         """wait_until, failing at once when a component dies meanwhile."""

@@ -83,3 +83,37 @@ def test_echo_headers_hides_the_credential(server: LocalAuthorizationServer, key
     assert echoed["Authorization"] == "Bearer"
     assert echoed["X-Trace"] == "abc"
     assert access_token not in response.text
+
+
+def test_an_export_changes_version_and_etag_and_answers_304_to_its_etag(
+    server: LocalAuthorizationServer, keys: dict[str, SigningKey]
+) -> None:
+    access_token = token_for(server, keys)
+    assert api(server, "/exports/daily", access_token).status_code == 404  # not published yet
+    changed = requests.post(f"{server.url}/_devserver/exports/daily", json={"status": "ready"}, timeout=10)
+    assert changed.json() == {"export_id": "daily", "version": 1, "status": "ready"}
+
+    first = api(server, "/exports/daily", access_token)
+    assert (first.status_code, first.headers["ETag"], first.json()["status"]) == (200, '"v1"', "ready")
+    unchanged = api(server, "/exports/daily", access_token, headers={"If-None-Match": '"v0", "v1"'})
+    assert (unchanged.status_code, unchanged.content, unchanged.headers["ETag"]) == (304, b"", '"v1"')
+    assert [r["if_none_match"] for r in server.api_requests[-2:]] == [None, '"v0", "v1"']
+
+    server.exports.update("daily", rows=3)
+    second = api(server, "/exports/daily", access_token, headers={"If-None-Match": '"v1"'})
+    assert (second.status_code, second.headers["ETag"], second.json()["rows"]) == (200, '"v2"', 3)
+    server.exports.update("daily", etag=False)
+    assert "ETag" not in api(server, "/exports/daily", access_token, headers={"If-None-Match": '"v2"'}).headers
+    assert api(server, "/exports/daily", None).status_code == 401  # protected like every /api route
+    server.reset()
+    assert api(server, "/exports/daily", access_token).status_code == 404  # reset forgets exports
+
+
+def test_exports_are_changed_by_loopback_clients_only(server: LocalAuthorizationServer) -> None:
+    client = server.app.test_client()
+    refused = client.post(
+        "/_devserver/exports/daily", json={"status": "ready"}, environ_base={"REMOTE_ADDR": "192.0.2.1"}
+    )
+    assert refused.status_code == 403
+    assert server.exports.get("daily") is None
+    assert client.post("/_devserver/exports/daily", data="not json").status_code == 400

@@ -59,6 +59,27 @@ class TokenStore(Protocol):
 
 
 @runtime_checkable
+class MarkStore(Protocol):
+    """An optional capability of a store: small values by name, kept for a time, beside the tokens.
+
+    What an event trigger already fired for lives here
+    (:mod:`airflow_jwt_provider.tokens.fired_marks`), so that a trigger re-created by the triggerer,
+    or started by another triggerer after a restart, does not fire again for the same state. A mark is
+    not a token: it is neither sealed nor locked; its name is a hex digest that reveals nothing. Both
+    stores of the provider have it; a store of another distribution without it leaves event
+    triggers with per-process memory (with a warning).
+    """
+
+    def get_mark(self, name: str) -> bytes | None:
+        """The mark of ``name``, or ``None`` if there is none (or it expired)."""
+        ...
+
+    def put_mark(self, name: str, value: bytes, ttl: float) -> None:
+        """Keep ``value`` under ``name`` for ``ttl`` seconds, replacing any mark of that name."""
+        ...
+
+
+@runtime_checkable
 class TokenStoreType(Protocol):
     """A registered kind of store (its entry point's object in the ``airflow_jwt_provider.token_stores`` group).
 

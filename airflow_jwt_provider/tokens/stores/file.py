@@ -17,6 +17,9 @@ system, so there it shares tokens within the container only; use ``redis`` acros
 * **Expiry.** Each entry starts with its expiry time (the token's refresh time; not secret): a
   reader ignores and removes an expired entry, and every writer prunes expired entries and
   unused lock files at most once a minute.
+* **Marks.** ``<name>.mark`` files hold the small values of the store's mark capability (what an
+  event trigger already fired for, :mod:`airflow_jwt_provider.tokens.fired_marks`), with the same
+  header, atomic writes and expiry as entries.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ from airflow_jwt_provider.connection.settings import TokenCacheSettings
 _HEADER = struct.Struct(">4sd")
 _MAGIC = b"JWTF"
 _ENTRY_SUFFIX = ".token"
+#: Marks (:meth:`FileTokenStore.put_mark`): small values beside the tokens, same header, same expiry rule.
+_MARK_SUFFIX = ".mark"
+_EXPIRING_SUFFIXES = (_ENTRY_SUFFIX, _MARK_SUFFIX)
 _LOCK_SUFFIX = ".lock"
 #: Seconds between two prunes of one process; lock files unused for this long may be removed.
 PRUNE_INTERVAL = 60.0
@@ -112,7 +118,20 @@ class FileTokenStore:
         return self.directory / f"{name}{suffix}"
 
     def get(self, name: str) -> bytes | None:
-        path = self._path(name, _ENTRY_SUFFIX)
+        return self._read(self._path(name, _ENTRY_SUFFIX))
+
+    def put(self, name: str, value: bytes, ttl: float) -> None:
+        self._write(name, _ENTRY_SUFFIX, value, ttl)
+
+    def get_mark(self, name: str) -> bytes | None:
+        """The mark of ``name`` (:class:`~airflow_jwt_provider.tokens.stores.base.MarkStore`), or ``None``."""
+        return self._read(self._path(name, _MARK_SUFFIX))
+
+    def put_mark(self, name: str, value: bytes, ttl: float) -> None:
+        """Keep the mark ``value`` under ``name`` for ``ttl`` seconds (a file beside the tokens, pruned alike)."""
+        self._write(name, _MARK_SUFFIX, value, ttl)
+
+    def _read(self, path: Path) -> bytes | None:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
         except FileNotFoundError:
@@ -130,8 +149,8 @@ class FileTokenStore:
             return None
         return data[_HEADER.size :]
 
-    def put(self, name: str, value: bytes, ttl: float) -> None:
-        path = self._path(name, _ENTRY_SUFFIX)
+    def _write(self, name: str, suffix: str, value: bytes, ttl: float) -> None:
+        path = self._path(name, suffix)
         temporary = self.directory / f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         try:
@@ -206,12 +225,12 @@ class FileTokenStore:
             self._prune_lock.release()
 
     def prune(self) -> int:
-        """Remove expired entries, and lock files unused for an hour whose entry is gone; how many files went."""
+        """Remove expired entries and marks, and lock files unused for an hour whose entry is gone; how many went."""
         removed = 0
         now = time.time()
-        paths = sorted(self.directory.iterdir(), key=lambda p: p.suffix != _ENTRY_SUFFIX)  # entries first
+        paths = sorted(self.directory.iterdir(), key=lambda p: p.suffix not in _EXPIRING_SUFFIXES)  # entries first
         for path in paths:
-            if path.suffix == _ENTRY_SUFFIX:
+            if path.suffix in _EXPIRING_SUFFIXES:
                 try:
                     with open(path, "rb") as file:
                         header = file.read(_HEADER.size)

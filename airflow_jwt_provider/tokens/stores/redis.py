@@ -8,6 +8,8 @@ Celery broker's own Redis. Needs the ``[redis]`` extra (``pip install 'airflow-j
 * **Names.** ``jwt_bearer:{<entry name>}:token`` and ``jwt_bearer:{<entry name>}:lock``; the
   entry name is an HMAC (:mod:`airflow_jwt_provider.tokens.sealing`), and the braces keep an
   entry and its lock in one hash slot.
+* **Marks.** ``jwt_bearer:{<name>}:mark``: the small values of the store's mark capability (what an
+  event trigger already fired for), written with ``SET … PX`` like entries.
 * **Expiry.** Entries are written with ``SET … PX`` (the token's refresh time); locks with
   ``SET NX PX`` (the wait bound), so a lock whose holder was killed frees itself.
 * **Fencing.** A lock's value is a random fencing token; releasing it and deleting an entry on a
@@ -148,12 +150,25 @@ class RedisTokenStore:
     def _lock_key(name: str) -> str:
         return f"{KEY_PREFIX}:{{{name}}}:lock"
 
+    @staticmethod
+    def _mark_key(name: str) -> str:
+        return f"{KEY_PREFIX}:{{{name}}}:mark"
+
     def get(self, name: str) -> bytes | None:
         value = self.client.get(self._entry_key(name))
         return bytes(value) if value is not None else None
 
     def put(self, name: str, value: bytes, ttl: float) -> None:
         self.client.set(self._entry_key(name), value, px=max(1, int(ttl * 1000)))
+
+    def get_mark(self, name: str) -> bytes | None:
+        """The mark of ``name`` (:class:`~airflow_jwt_provider.tokens.stores.base.MarkStore`), or ``None``."""
+        value = self.client.get(self._mark_key(name))
+        return bytes(value) if value is not None else None
+
+    def put_mark(self, name: str, value: bytes, ttl: float) -> None:
+        """Keep the mark ``value`` under ``name`` for ``ttl`` seconds (``SET … PX``)."""
+        self.client.set(self._mark_key(name), value, px=max(1, int(ttl * 1000)))
 
     def try_lock(self, name: str, ttl: float) -> RedisLock | None:
         fence = secrets.token_hex(16).encode("ascii")
