@@ -6,6 +6,10 @@ PostgreSQL, the broker's Redis) with one DAG, ``jwt_cluster_events``
 ``JwtBearerHttpEventTrigger``, polling the authserver's ``/api/exports/cluster`` every 2 s through
 ``jwt_bearer_default`` (whose tokens and marks live in the broker's Redis).
 
+Every Airflow service sends its metrics to a StatsD listener of the test (``[metrics] statsd_on``, with
+InfluxDB-style tags so that the connection id is visible): the DAG's task calls no API, so the
+``jwt_bearer.*`` metrics that arrive are the triggerer's.
+
 The test changes the export three times, waiting for each DAG run, and restarts the triggerer
 process between the second and the third change: the re-created trigger finds what it fired for in
 Redis (its first request is already conditional on the second state's ETag) and fires nothing
@@ -14,8 +18,9 @@ until the third change. Three changes, three runs, each run triggered by its own
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +30,7 @@ import redis
 from tests.cluster.dags.events.jwt_cluster_events import DAG_ID, EXPORT, POLL_INTERVAL
 from tests.cluster.harness import Cluster, ClusterError
 from tests.e2e.conftest import JWT_PATTERN
+from tests.telemetry_support import Datagram, StatsdListener, total
 
 pytestmark = pytest.mark.cluster
 
@@ -34,6 +40,35 @@ TRIGGERER = "airflow-triggerer"
 RUN_TIMEOUT = 240.0
 #: Polls to watch, after the last change or the restart, for a run that must not come.
 QUIET_POLLS = 4
+
+#: Bound when the module is imported, so that the stack's services are started pointing at it.
+STATSD = StatsdListener()
+EXTRA_ENV = {
+    "AIRFLOW__METRICS__STATSD_ON": "True",
+    "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
+    "AIRFLOW__METRICS__STATSD_PORT": str(STATSD.port),
+    "AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED": "True",
+}
+
+
+@pytest.fixture
+def metrics() -> Iterator[Callable[[], list[Datagram]]]:
+    """The provider's metrics received so far; the socket is drained all along (the stack's own metrics are
+    many: a full receive buffer would drop datagrams)."""
+    stop = threading.Event()
+
+    def drain() -> None:
+        while not stop.is_set():
+            STATSD.drain(quiet=0.5)
+
+    thread = threading.Thread(target=drain, name="statsd-listener", daemon=True)
+    thread.start()
+    try:
+        yield lambda: [d for d in STATSD.drain(quiet=0.1) if d.name.startswith("airflow.jwt_bearer.")]
+    finally:
+        stop.set()
+        thread.join(5)
+        STATSD.close()
 
 
 def export_polls(cluster: Cluster) -> list[dict[str, Any]]:
@@ -98,7 +133,7 @@ def start_watching(cluster: Cluster) -> None:
 
 
 def test_an_asset_scheduled_dag_runs_once_per_change_across_a_triggerer_restart(
-    cluster: Cluster, summary: list[str]
+    cluster: Cluster, summary: list[str], metrics: Callable[[], list[Datagram]]
 ) -> None:
     assert cluster.authserver is not None
     authserver = cluster.authserver
@@ -120,6 +155,7 @@ def test_an_asset_scheduled_dag_runs_once_per_change_across_a_triggerer_restart(
     assert all(poll["status"] == 304 and poll["if_none_match"] == '"v2"' for poll in quiet), quiet
 
     # Restart the triggerer between two polls: the trigger is created anew in a new process.
+    shared_hits_before = total(metrics(), "airflow.jwt_bearer.cache.hit_shared", conn_id="jwt_bearer_default")
     cluster.restart(TRIGGERER)
     seen = len(export_polls(cluster))  # every poll from now on is the new triggerer process's
     resumed = wait_for_polls(cluster, seen, QUIET_POLLS)
@@ -151,6 +187,17 @@ def test_an_asset_scheduled_dag_runs_once_per_change_across_a_triggerer_restart(
         assert all(0 < client.pttl(key) <= 7 * 86400 * 1000 for key in marks)
     finally:
         client.close()
+
+    # The triggerer's metrics: the new process took the token from Redis (a shared hit, no token request).
+    received = metrics()
+    assert total(received, "airflow.jwt_bearer.cache.hit_shared", conn_id="jwt_bearer_default") > shared_hits_before
+    # and its token requests are the authserver's, one for one (none since the first poll)
+    assert total(received, "airflow.jwt_bearer.token_request.success") <= tokens_before
+    names = sorted({d.name for d in received})
+    summary.append(f"event watcher: the triggerer's metrics: {', '.join(n.removeprefix('airflow.') for n in names)}")
+    for datagram in received:
+        assert JWT_PATTERN.search(datagram.raw) is None, datagram.raw
+        assert set(datagram.tags) <= {"conn_id", "grant", "signer", "store", "target"}, datagram.raw
 
     logs = [cluster.component(TRIGGERER).log]
     logs += [path for path in cluster.host_path("/opt/airflow/logs").rglob("*.log") if path.is_file()]
