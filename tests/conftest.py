@@ -7,6 +7,7 @@ folder; nothing from the developer's own Airflow is touched.
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
 import json
 import os
@@ -30,6 +31,9 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS_FOLDER)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}"
+# One Fernet key for every process of the run: the DAG runner subprocesses share this database, and a trigger's
+# kwargs (an asset watcher's, stored when a DAG file is parsed) encrypted by one must decrypt in the next.
+os.environ["AIRFLOW__CORE__FERNET_KEY"] = base64.urlsafe_b64encode(os.urandom(32)).decode("ascii")
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
 
 from devserver import hsm, kms  # noqa: E402 (after the environment is set)
