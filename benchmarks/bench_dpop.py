@@ -32,6 +32,7 @@ sys.path.insert(0, str(REPO))
 WORK = Path(tempfile.mkdtemp(prefix="jwt-bench-dpop-"))
 os.environ.setdefault("AIRFLOW_HOME", str(WORK / "airflow"))
 
+from benchmarks.results import json_path  # noqa: E402
 from devserver import hsm, kms  # noqa: E402
 from devserver import keystores as ks  # noqa: E402
 from devserver.server import LocalAuthorizationServer  # noqa: E402
@@ -55,16 +56,6 @@ def alternate(first: Callable[[], object], second: Callable[[], object], count: 
             call()
             out.append(time.perf_counter() - start)
     return a, b
-
-
-def json_path(argv: list[str]) -> Path | None:
-    """The file named after ``--json``, if any."""
-    if "--json" not in argv:
-        return None
-    index = argv.index("--json")
-    if index + 1 >= len(argv):
-        raise SystemExit("--json needs a file name")
-    return Path(argv[index + 1])
 
 
 def main() -> int:

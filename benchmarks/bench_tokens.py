@@ -46,6 +46,7 @@ import jwt  # noqa: E402
 import requests  # noqa: E402
 from cryptography.hazmat.primitives.serialization import load_der_private_key, pkcs12  # noqa: E402
 
+from benchmarks.results import json_path  # noqa: E402
 from devserver import keystores as ks  # noqa: E402
 from devserver.server import LocalAuthorizationServer  # noqa: E402
 
@@ -60,16 +61,6 @@ missed: list[str] = []
 #: every row printed, as data, for ``--json``
 results: list[dict[str, Any]] = []
 section = ""
-
-
-def json_path(argv: list[str]) -> Path | None:
-    """The file named after ``--json``, if any."""
-    if "--json" not in argv:
-        return None
-    index = argv.index("--json")
-    if index + 1 >= len(argv):
-        raise SystemExit("--json needs a file name")
-    return Path(argv[index + 1])
 
 
 def write_json(path: Path) -> None:
