@@ -10,6 +10,7 @@ the only place a client parses a body it did not expect.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 
 from flask import Response, jsonify, request
@@ -33,6 +34,8 @@ class _Failure:
     retry_after: int | str | None
     remaining: int
     location: str | None = None
+    #: ``time.monotonic()`` after which the failure is over (a window, not a count); None: counted.
+    until: float | None = None
 
     def response(self) -> Response:
         if self.location is not None:  # a redirect, as an API answers with a download link
@@ -108,11 +111,24 @@ class Faults:
         with self._lock:
             self._failures.append(_Failure(prefix, status, retry_after, count, location))
 
-    def take_failure(self, path: str) -> _Failure | None:
-        """The failure to serve for ``path`` (the oldest matching), counted down; None if none."""
+    def fail_for(self, path_prefix: str, status: int, seconds: float, retry_after: int | str | None = None) -> None:
+        """See :meth:`devserver.server.LocalAuthorizationServer.fail_for`."""
+        prefix = path_prefix if path_prefix.startswith("/") else f"{API_PREFIX}/{path_prefix}"
         with self._lock:
+            self._failures.append(_Failure(prefix, status, retry_after, 1, until=time.monotonic() + seconds))
+
+    def take_failure(self, path: str) -> _Failure | None:
+        """The failure to serve for ``path`` (the oldest matching), counted down; None if none.
+
+        A windowed failure (:meth:`fail_for`) is served until its window ends, then forgotten.
+        """
+        now = time.monotonic()
+        with self._lock:
+            self._failures = [f for f in self._failures if f.until is None or f.until > now]
             for failure in self._failures:
                 if path.startswith(failure.prefix):
+                    if failure.until is not None:
+                        return failure
                     failure.remaining -= 1
                     if failure.remaining <= 0:
                         self._failures.remove(failure)
