@@ -65,6 +65,7 @@ class Faults:
         self._failures: list[_Failure] = []
         self._holds: list[_Hold] = []
         self._html_error_next: bool | int = False
+        self._delays: dict[str, float] = {}
         self._release = threading.Event()
         self.holding = 0
 
@@ -73,8 +74,25 @@ class Faults:
             self._failures = []
             self._holds = []
             self._html_error_next = False
+            self._delays = {}
             released, self._release = self._release, threading.Event()
         released.set()  # requests still held belong to a test that is over
+
+    def set_delay(self, path_prefix: str, seconds: float) -> None:
+        """See :meth:`devserver.server.LocalAuthorizationServer.set_delay`."""
+        prefix = path_prefix if path_prefix.startswith("/") else f"{API_PREFIX}/{path_prefix}"
+        with self._lock:
+            if seconds > 0:
+                self._delays[prefix] = seconds
+            else:
+                self._delays.pop(prefix, None)
+
+    def delay(self, path: str) -> None:
+        """Sleep the delay set for ``path`` (the longest of the matching prefixes), if any."""
+        with self._lock:
+            seconds = max((d for prefix, d in self._delays.items() if path.startswith(prefix)), default=0.0)
+        if seconds:
+            time.sleep(seconds)
 
     def hold_next(self, path_prefix: str, seconds: float, count: int = 1) -> None:
         """See :meth:`devserver.server.LocalAuthorizationServer.hold_next`."""
@@ -163,6 +181,7 @@ def inject_failure() -> Response | None:
     if request.path.startswith(RECORDS_PREFIX + "/"):
         return None
     server = local_server()
+    server.faults.delay(request.path)
     if not server.faults.hold(request.path):
         return Response("released by a reset", status=503)  # for a test that is over: not recorded
     failure = server.faults.take_failure(request.path)

@@ -690,6 +690,14 @@ class LocalAuthorizationServer:
         """
         self.faults.fail_for(path_prefix, status, seconds, retry_after)
 
+    def set_delay(self, path_prefix: str, seconds: float) -> None:
+        """Answer every request under ``path_prefix`` ``seconds`` late from now on (0: on time again).
+
+        A slow API, so that the tasks of a long test are still in flight when a fault comes,
+        without making them do anything else than they would.
+        """
+        self.faults.set_delay(path_prefix, seconds)
+
     def hold_next(self, path_prefix: str, seconds: float, count: int = 1) -> None:
         """Hold the next ``count`` requests under ``path_prefix`` for ``seconds`` before serving them.
 

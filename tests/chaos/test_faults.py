@@ -24,23 +24,36 @@ The outcome table goes to the "chaos" section of pytest's report; the assertions
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import redis
 
 from tests.chaos.dags.jwt_chaos import DAG_ID, MAPPED_CALLS, SENSORS
-from tests.cluster.harness import CONN_VAR, IMAGE_AIRFLOW_HOME, Cluster, ClusterError, InProcessAuthServer
+from tests.cluster.harness import (
+    CONN_VAR,
+    IMAGE_AIRFLOW_HOME,
+    Cluster,
+    ClusterError,
+    InProcessAuthServer,
+    stop_components,
+    wait_until,
+)
 from tests.e2e.conftest import JWT_PATTERN
 
 pytestmark = pytest.mark.chaos
 
-OUTAGE_SECONDS = float(os.environ.get("CHAOS_OUTAGE_SECONDS", "5"))
+OUTAGE_SECONDS = float(os.environ.get("CHAOS_OUTAGE_SECONDS", "3"))
+#: How late the API answers each whoami call: the mapped tasks are still in flight at every fault.
+CALL_DELAY = float(os.environ.get("CHAOS_CALL_DELAY", "4"))
 RETRY_AFTER = int(os.environ.get("CHAOS_RETRY_AFTER", "2"))
 RUN_TIMEOUT = float(os.environ.get("CHAOS_RUN_TIMEOUT", "1200"))
 #: The sizes reach the dag-processor (the DAG file reads them) and every component.
@@ -51,7 +64,17 @@ EXTRA_ENV = {
     # A task whose Celery message was lost with the broker's Redis is queued again after this.
     "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "60",
     "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "15",
+    # A task whose worker was killed stops heartbeating: failed (and retried) after this.
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
 }
+#: The phases to run, in this order (a subset while developing one).
+PHASES = os.environ.get("CHAOS_PHASES", "redis,worker_kill,outage,triggerer,clock").split(",")
+#: How far ahead the clock of the ``clock`` phase's worker is (libfaketime's FAKETIME syntax).
+CLOCK_AHEAD = os.environ.get("CHAOS_CLOCK_AHEAD", "+10m")
+#: The worker that is killed, then restarted with its clock ahead.
+FAULTY_WORKER = "airflow-worker-2"
+#: How long the token request of the lock holder is held while its worker is killed.
+HOLD_SECONDS = 30.0
 #: Jobs stay "running" until the test lets them finish (after the triggerer's restart).
 NEVER = 10**9
 
@@ -134,6 +157,123 @@ def _our_keys(cluster: Cluster) -> list[str]:
         client.close()
 
 
+def _phase_redis(cluster: Cluster, run_id: str) -> Phase:
+    """Fault 1: the Redis of the stack restarted, empty, while tasks run."""
+    phase = Phase("redis", "Redis (broker and token cache) restarted, empty", started=time.time())
+    phase.notes["keys before"] = _our_keys(cluster)
+    cluster.restart_redis()
+    return phase
+
+
+def _worker_holding(cluster: Cluster) -> str | None:
+    """The worker whose process tree has a connection open to the authserver (the held token request)."""
+    port = cluster.ports["authserver"]
+    holders = []
+    for index in range(1, cluster.workers + 1):
+        component = cluster.component(cluster.worker_name(index))
+        assert component.process is not None
+        try:
+            root = psutil.Process(component.process.pid)
+            tree = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+        for proc in tree:
+            with contextlib.suppress(psutil.Error):
+                if any(c.raddr and c.raddr.port == port and c.status == "ESTABLISHED" for c in proc.net_connections()):
+                    holders.append(component.name)
+                    break
+    return holders[0] if len(holders) == 1 else None
+
+
+def _phase_worker_kill(cluster: Cluster, run_id: str) -> Phase:
+    """Fault 2: tokens revoked, the next token request held; the worker of the task holding the lock SIGKILLed."""
+    server = _server(cluster)
+    phase = Phase("worker_kill", "worker SIGKILLed while its task holds the fetch lock", started=time.time())
+    server.hold_next("/oauth2/token", HOLD_SECONDS)
+    server.revoke_all_tokens()
+    deadline = time.monotonic() + 120
+    while server.holding == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    holder = _worker_holding(cluster) if server.holding else None
+    locks = [key for key in _our_keys(cluster) if key.endswith(":lock")]
+    phase.notes.update(held=server.holding, holder=holder, locks_at_kill=len(locks))
+    victim = holder or FAULTY_WORKER
+    phase.notes["killed"] = victim
+    cluster.kill(victim)
+    phase.notes["killed at"] = time.time()
+    cluster.start_again(victim)
+    return phase
+
+
+def _phase_outage(cluster: Cluster, run_id: str) -> Phase:
+    """Fault 3: tokens revoked and the token endpoint down (503 + Retry-After) for OUTAGE_SECONDS."""
+    server = _server(cluster)
+    fault = f"tokens revoked, token endpoint 503 Retry-After {RETRY_AFTER} s for {OUTAGE_SECONDS:.0f} s"
+    phase = Phase("outage", fault, started=time.time())
+    server.fail_for("/oauth2/token", 503, OUTAGE_SECONDS, retry_after=RETRY_AFTER)
+    server.revoke_all_tokens()
+    time.sleep(OUTAGE_SECONDS)
+    return phase
+
+
+def _phase_triggerer(cluster: Cluster, run_id: str) -> Phase:
+    """Fault 4: the triggerer restarted while every sensor is deferred; the jobs finish once it is back."""
+    server = _server(cluster)
+    phase = Phase("triggerer", "triggerer restarted while every sensor is deferred", started=time.time())
+    _wait_run(cluster, run_id, "every sensor deferred", _all_deferred, 300)
+    cluster.restart("airflow-triggerer")
+    cluster.wait_for("the restarted triggerer to report healthy", cluster._all_healthy, timeout=180)
+    server.job_ready_after = 3  # the jobs finish now: the restarted triggerer's polls see them done
+    _wait_run(cluster, run_id, "every sensor done", _succeeded("jobs_deferred", SENSORS), 600)
+    return phase
+
+
+def _phase_clock(cluster: Cluster, run_id: str) -> Phase:
+    """Fault 5: one worker restarted with its clock ahead (libfaketime), every token revoked."""
+    server = _server(cluster)
+    phase = Phase("clock", f"{FAULTY_WORKER} restarted with its clock {CLOCK_AHEAD}", started=time.time())
+    library = sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))
+    if not library:
+        pytest.fail("libfaketime is not installed: run scripts/install-system-deps", pytrace=False)
+    component = cluster.component(FAULTY_WORKER)
+    stop_components([component])
+    component.env = {**component.env, "LD_PRELOAD": str(library[0]), "FAKETIME": CLOCK_AHEAD}
+    component.env["FAKETIME_DONT_RESET"] = "1"  # forked task processes keep the offset, not restart it
+    cluster.start_again(FAULTY_WORKER)
+    cluster.wait_for(
+        f"{FAULTY_WORKER} to answer the broker",
+        lambda: f"celery@{FAULTY_WORKER}" in cluster.celery_nodes(),
+        timeout=180,
+    )
+    server.revoke_all_tokens()
+    refused = wait_until(
+        "a token request refused from the worker whose clock is ahead",
+        lambda: [r for r in server.token_requests if r["time"] >= phase.started and r["error"] == "invalid_grant"],
+        timeout=300,
+    )
+    phase.notes["refused"] = [str(r.get("error_description"))[:120] for r in refused[:2]]
+    # Its clock set right again: Airflow's retries of the refused tasks may land on it.
+    stop_components([component])
+    component.env = {k: v for k, v in component.env.items() if not k.startswith(("LD_PRELOAD", "FAKETIME"))}
+    cluster.start_again(FAULTY_WORKER)
+    return phase
+
+
+PHASE_FUNCTIONS = {
+    "redis": _phase_redis,
+    "worker_kill": _phase_worker_kill,
+    "outage": _phase_outage,
+    "triggerer": _phase_triggerer,
+    "clock": _phase_clock,
+}
+
+
+def _server(cluster: Cluster) -> Any:
+    """The in-process authorization server (``devserver.server.LocalAuthorizationServer``)."""
+    assert isinstance(cluster.authserver, InProcessAuthServer)
+    return cluster.authserver.server
+
+
 @pytest.fixture(scope="module")
 def chaos_run(cluster: Cluster) -> ChaosRun:
     """The DAG run with its faults, one per phase, in order; what the stack and the authserver recorded."""
@@ -151,50 +291,30 @@ def chaos_run(cluster: Cluster) -> ChaosRun:
         time.sleep(1)
     server.reset()
     server.job_ready_after = NEVER
+    server.set_delay("whoami", CALL_DELAY)
     cluster.api("PATCH", f"/api/v2/dags/{DAG_ID}", json={"is_paused": False})
     started = time.monotonic()
     run_id = cluster.api("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": None})["dag_run_id"]
     phases: list[Phase] = []
-    step = max(MAPPED_CALLS // 5, 1)
+    step = max(MAPPED_CALLS // (len(PHASES) + 2), 1)
+    done = step
 
     # Before any fault: the sensors deferred, some token users done.
     _wait_run(
         cluster,
         run_id,
         "every sensor deferred and the first calls",
-        lambda tis: _all_deferred(tis) and _succeeded("whoami", step)(tis),
+        lambda tis: _all_deferred(tis) and _succeeded("whoami", done)(tis),
         600,
     )
-
-    redis_phase = Phase("redis", "Redis (broker and token cache) restarted, empty")
-    redis_phase.started = time.time()
-    redis_phase.notes["keys before"] = _our_keys(cluster)
-    cluster.restart_redis()
-    _wait_run(cluster, run_id, "calls after the Redis restart", _succeeded("whoami", 2 * step), 600)
-    redis_phase.ended = time.time()
-    redis_phase.notes["keys after"] = _our_keys(cluster)
-    phases.append(redis_phase)
-
-    outage = Phase(
-        "outage", f"tokens revoked, token endpoint 503 Retry-After {RETRY_AFTER} s for {OUTAGE_SECONDS:.0f} s"
-    )
-    outage.started = time.time()
-    server.fail_for("/oauth2/token", 503, OUTAGE_SECONDS, retry_after=RETRY_AFTER)
-    server.revoke_all_tokens()
-    time.sleep(OUTAGE_SECONDS)
-    _wait_run(cluster, run_id, "calls after the outage", _succeeded("whoami", 3 * step), 600)
-    outage.ended = time.time()
-    phases.append(outage)
-
-    triggerer = Phase("triggerer", "triggerer restarted while every sensor is deferred")
-    triggerer.started = time.time()
-    _wait_run(cluster, run_id, "every sensor deferred", _all_deferred, 300)
-    cluster.restart("airflow-triggerer")
-    cluster.wait_for("the restarted triggerer to report healthy", cluster._all_healthy, timeout=180)
-    server.job_ready_after = 3  # the jobs finish now: the restarted triggerer's polls see them done
-    _wait_run(cluster, run_id, "every sensor done", _succeeded("jobs_deferred", SENSORS), 600)
-    triggerer.ended = time.time()
-    phases.append(triggerer)
+    for name in PHASES:
+        before = _counts(_task_instances(cluster, run_id))
+        phase = PHASE_FUNCTIONS[name](cluster, run_id)
+        phase.notes["whoami at the fault"] = {k.split(":")[1]: v for k, v in before.items() if k.startswith("whoami:")}
+        done += step
+        _wait_run(cluster, run_id, f"calls after the {name} phase", _succeeded("whoami", done), 900)
+        phase.ended = time.time()
+        phases.append(phase)
 
     while (state := cluster.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")["state"]) not in {
         "success",

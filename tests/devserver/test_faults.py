@@ -45,6 +45,23 @@ def test_fail_for_is_a_window_of_time_not_a_count(
     assert api(server, "/items", access_token).status_code == 200
 
 
+def test_set_delay_slows_the_paths_under_its_prefix_until_removed(
+    server: LocalAuthorizationServer, keys: dict[str, SigningKey]
+) -> None:
+    access_token = token_for(server, keys)
+    server.set_delay("whoami", 0.3)
+    started = time.monotonic()
+    assert api(server, "/whoami", access_token).status_code == 200
+    assert time.monotonic() - started >= 0.3
+    started = time.monotonic()
+    assert api(server, "/items", access_token).status_code == 200
+    assert time.monotonic() - started < 0.3
+    server.set_delay("whoami", 0)
+    started = time.monotonic()
+    api(server, "/whoami", access_token)
+    assert time.monotonic() - started < 0.3
+
+
 def test_hold_next(server: LocalAuthorizationServer, keys: dict[str, SigningKey]) -> None:
     import threading
     import time

@@ -72,5 +72,7 @@ with DAG(
         poke_interval=2,
         timeout=1800,
         deferrable=True,
+        retries=TASK_RETRIES,  # a trigger whose retry policy ran out (a long outage) fails its try
+        retry_delay=timedelta(seconds=5),
         **FIRST,
     ).expand(endpoint=[f"jobs/chaos-{index}" for index in range(SENSORS)])
