@@ -27,9 +27,9 @@ from airflow_jwt_provider.sensors.http import JwtBearerHttpSensor
 
 DAG_ID = "jwt_chaos"
 CONN_ID = "jwt_bearer_default"
-MAPPED_CALLS = int(os.environ.get("CHAOS_MAPPED", "30"))
+MAPPED_CALLS = int(os.environ.get("CHAOS_MAPPED", "40"))
 SENSORS = int(os.environ.get("CHAOS_SENSORS", "10"))
-PARALLEL = int(os.environ.get("CHAOS_PARALLEL", "4"))
+PARALLEL = int(os.environ.get("CHAOS_PARALLEL", "2"))
 #: Airflow's own retries of a task: a task killed with its worker, or whose retry policy ran out.
 TASK_RETRIES = 3
 FIRST = {"priority_weight": 1000, "weight_rule": "absolute"}
