@@ -347,9 +347,13 @@ def _why_retried(cluster: Cluster, run: ChaosRun, ti: dict[str, Any]) -> str:
         events = _log_events(cluster, run, ti, 1)
     except ClusterError as exc:
         return f"no log of try 1 ({str(exc)[:60]})"
-    errors = [str(e.get("event")) for e in events if str(e.get("level", "")).lower() in {"error", "critical"}]
+    errors = [
+        str((e.get("error_detail") or [{}])[0].get("exc_value") or e.get("event"))
+        for e in events
+        if str(e.get("level", "")).lower() in {"error", "critical"}
+    ]
     if not errors:
-        return "no error logged in try 1 (lost before running?)"
+        return "no error logged in try 1 (its process ended without one: killed with its worker, or lost in the queue)"
     return errors[0].splitlines()[0][:140]
 
 
