@@ -8,16 +8,25 @@ test injects one fault per phase, in this order, each when the run has reached a
     the Redis of the stack (Celery's broker and the token cache) is restarted, empty, while tasks
     run: the shared cache degrades to fetching without it and recovers; Airflow re-queues what the
     broker lost (``[scheduler] task_queued_timeout`` is short here).
+``worker_kill``
+    every token revoked and the next token request held 30 s by the authserver; the worker whose
+    task holds the cluster-wide fetch lock (the one with a connection open to the authserver) is
+    SIGKILLed and started again: the lock expires after ``token_cache_wait``, the killed task fails
+    its heartbeat check (30 s here) and Airflow retries it.
 ``outage``
     every issued token is revoked and the token endpoint answers 503 with ``Retry-After`` for
     ``CHAOS_OUTAGE_SECONDS``: every process must fetch again and meets the outage; they wait as the
     retry policy says; a task fails only when its policy ran out (logged), and Airflow retries it.
+``clock``
+    one worker restarted with its clock ``CHAOS_CLOCK_AHEAD`` (libfaketime), tokens shorter-lived
+    than the skew so that it must fetch: its assertion is refused and the error names the skew;
+    then its clock is set right again.
 ``triggerer``
     the triggerer is restarted while every sensor is deferred; the sensors' jobs finish only after
-    it is back: every sensor resumes and completes, on its first try.
+    it is back: every sensor resumes and completes, on its first try. It comes last (it needs no
+    mapped task in flight), unlike the issue's numbering.
 
-Not here yet (see the issue): a worker SIGKILLed while it holds the fetch lock, and a worker whose
-clock is ahead (libfaketime).
+Not here yet: a 429 to a herd after recovery, and the longest wait on the lock as a number.
 
 The outcome table goes to the "chaos" section of pytest's report; the assertions follow it.
 """
