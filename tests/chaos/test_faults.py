@@ -58,7 +58,8 @@ from tests.cluster.harness import (
 )
 from tests.e2e.conftest import JWT_PATTERN
 
-pytestmark = pytest.mark.chaos
+# Also "cluster": it starts that stack, so `-m "not cluster"` leaves it out as it leaves tests/cluster out.
+pytestmark = [pytest.mark.chaos, pytest.mark.cluster]
 
 OUTAGE_SECONDS = float(os.environ.get("CHAOS_OUTAGE_SECONDS", "3"))
 #: How late the API answers each whoami call: the mapped tasks are still in flight at every fault.
