@@ -10,6 +10,7 @@ the only place a client parses a body it did not expect.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 
 from flask import Response, jsonify, request
@@ -33,6 +34,8 @@ class _Failure:
     retry_after: int | str | None
     remaining: int
     location: str | None = None
+    #: ``time.monotonic()`` after which the failure is over (a window, not a count); None: counted.
+    until: float | None = None
 
     def response(self) -> Response:
         if self.location is not None:  # a redirect, as an API answers with a download link
@@ -62,6 +65,7 @@ class Faults:
         self._failures: list[_Failure] = []
         self._holds: list[_Hold] = []
         self._html_error_next: bool | int = False
+        self._delays: dict[str, float] = {}
         self._release = threading.Event()
         self.holding = 0
 
@@ -70,8 +74,25 @@ class Faults:
             self._failures = []
             self._holds = []
             self._html_error_next = False
+            self._delays = {}
             released, self._release = self._release, threading.Event()
         released.set()  # requests still held belong to a test that is over
+
+    def set_delay(self, path_prefix: str, seconds: float) -> None:
+        """See :meth:`devserver.server.LocalAuthorizationServer.set_delay`."""
+        prefix = path_prefix if path_prefix.startswith("/") else f"{API_PREFIX}/{path_prefix}"
+        with self._lock:
+            if seconds > 0:
+                self._delays[prefix] = seconds
+            else:
+                self._delays.pop(prefix, None)
+
+    def delay(self, path: str) -> None:
+        """Sleep the delay set for ``path`` (the longest of the matching prefixes), if any."""
+        with self._lock:
+            seconds = max((d for prefix, d in self._delays.items() if path.startswith(prefix)), default=0.0)
+        if seconds:
+            time.sleep(seconds)
 
     def hold_next(self, path_prefix: str, seconds: float, count: int = 1) -> None:
         """See :meth:`devserver.server.LocalAuthorizationServer.hold_next`."""
@@ -108,11 +129,24 @@ class Faults:
         with self._lock:
             self._failures.append(_Failure(prefix, status, retry_after, count, location))
 
-    def take_failure(self, path: str) -> _Failure | None:
-        """The failure to serve for ``path`` (the oldest matching), counted down; None if none."""
+    def fail_for(self, path_prefix: str, status: int, seconds: float, retry_after: int | str | None = None) -> None:
+        """See :meth:`devserver.server.LocalAuthorizationServer.fail_for`."""
+        prefix = path_prefix if path_prefix.startswith("/") else f"{API_PREFIX}/{path_prefix}"
         with self._lock:
+            self._failures.append(_Failure(prefix, status, retry_after, 1, until=time.monotonic() + seconds))
+
+    def take_failure(self, path: str) -> _Failure | None:
+        """The failure to serve for ``path`` (the oldest matching), counted down; None if none.
+
+        A windowed failure (:meth:`fail_for`) is served until its window ends, then forgotten.
+        """
+        now = time.monotonic()
+        with self._lock:
+            self._failures = [f for f in self._failures if f.until is None or f.until > now]
             for failure in self._failures:
                 if path.startswith(failure.prefix):
+                    if failure.until is not None:
+                        return failure
                     failure.remaining -= 1
                     if failure.remaining <= 0:
                         self._failures.remove(failure)
@@ -147,6 +181,7 @@ def inject_failure() -> Response | None:
     if request.path.startswith(RECORDS_PREFIX + "/"):
         return None
     server = local_server()
+    server.faults.delay(request.path)
     if not server.faults.hold(request.path):
         return Response("released by a reset", status=503)  # for a test that is over: not recorded
     failure = server.faults.take_failure(request.path)

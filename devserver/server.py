@@ -682,6 +682,22 @@ class LocalAuthorizationServer:
         """
         self.faults.fail_next(path_prefix, status, retry_after, count, location)
 
+    def fail_for(self, path_prefix: str, status: int, seconds: float, retry_after: int | str | None = None) -> None:
+        """Answer every request under ``path_prefix`` with ``status`` for the next ``seconds``, then recover.
+
+        An outage of a duration rather than a number of answers: however many clients retry,
+        and however often, they all meet it until it is over (a gateway down for a minute).
+        """
+        self.faults.fail_for(path_prefix, status, seconds, retry_after)
+
+    def set_delay(self, path_prefix: str, seconds: float) -> None:
+        """Answer every request under ``path_prefix`` ``seconds`` late from now on (0: on time again).
+
+        A slow API, so that the tasks of a long test are still in flight when a fault comes,
+        without making them do anything else than they would.
+        """
+        self.faults.set_delay(path_prefix, seconds)
+
     def hold_next(self, path_prefix: str, seconds: float, count: int = 1) -> None:
         """Hold the next ``count`` requests under ``path_prefix`` for ``seconds`` before serving them.
 

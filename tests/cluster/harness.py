@@ -330,6 +330,8 @@ class Cluster:
     set on every service.
     ``extra_env``: more environment of every Airflow service (a deployment's secrets, ``[jwt_bearer]``).
     ``authserver_mode``: ``"in-process"`` or ``"process"`` (see the two classes above).
+    ``worker_env``: more environment of one worker replica, by its index (1, 2...): a fault that only
+    one worker has (``LD_PRELOAD`` of libfaketime and ``FAKETIME`` for a clock ahead).
     """
 
     workdir: Path
@@ -338,6 +340,7 @@ class Cluster:
     extra_connections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     extra_env: Mapping[str, str] = field(default_factory=dict)
     workers: int = 2
+    worker_env: Mapping[int, Mapping[str, str]] = field(default_factory=dict)
     authserver_mode: str = "process"
     startup_timeout: float = 240.0
 
@@ -625,6 +628,7 @@ class Cluster:
         env = self.service_env(WORKER_SERVICE)
         env["HOSTNAME"] = name  # a container's host name; the compose health check pings celery@$HOSTNAME
         env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(self.ports[f"{name}-logs"])
+        env.update(self.worker_env.get(index, {}))
         argv = [*self.service_argv(WORKER_SERVICE), "--celery-hostname", f"celery@{name}"]
         self._spawn(name, argv, env)
 
@@ -709,6 +713,33 @@ class Cluster:
             stop_components([component], grace=grace)
             component.start(self.workdir)
         return component
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a component's process group (children included): a crash, no chance to clean up.
+
+        What the OOM killer or a lost node does to a worker; :meth:`start_again` brings it back.
+        """
+        component = self.component(name)
+        assert component.process is not None
+        with self._timed(f"kill {name}"):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(component.process.pid, signal.SIGKILL)
+            component.process.wait(timeout=30)
+
+    def start_again(self, name: str) -> Component:
+        """Start a component that was killed, with its command and environment, appending to its log."""
+        component = self.component(name)
+        component.start(self.workdir)
+        return component
+
+    def restart_redis(self, grace: float = 10.0) -> None:
+        """Restart the Redis of the stack (Celery's broker and the token cache) and wait until it answers.
+
+        It keeps nothing across the restart (the compose service saves nothing either): the
+        broker's queue and every token cache entry and lock are gone, as after a fresh container.
+        """
+        self.restart("redis", grace=grace)
+        self.wait_healthy("redis", dict(os.environ), timeout=30)
 
     def wait_for(self, what: str, check: Callable[[], Any], timeout: float | None = None) -> Any:
         """wait_until, failing at once when a component dies meanwhile."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from devserver.server import LocalAuthorizationServer
 from tests.devserver.helpers import SigningKey, api, assertion, grant, token_for
 
@@ -27,6 +29,37 @@ def test_fail_next(server: LocalAuthorizationServer, keys: dict[str, SigningKey]
     assert api(server, "/items", access_token).status_code == 200
     server.fail_next("/api/", 503, count=2)
     assert [api(server, "/whoami", access_token).status_code for _ in range(3)] == [503, 503, 200]
+
+
+def test_fail_for_is_a_window_of_time_not_a_count(
+    server: LocalAuthorizationServer, keys: dict[str, SigningKey]
+) -> None:
+    """Every request meets the outage while it lasts, however many there are; then it is over by itself."""
+    access_token = token_for(server, keys)
+    server.fail_for("items", 503, seconds=0.5, retry_after=1)
+    during = [api(server, "/items", access_token) for _ in range(5)]
+    assert [r.status_code for r in during] == [503] * 5
+    assert all(r.headers["Retry-After"] == "1" for r in during)
+    assert api(server, "/whoami", access_token).status_code == 200
+    time.sleep(0.6)
+    assert api(server, "/items", access_token).status_code == 200
+
+
+def test_set_delay_slows_the_paths_under_its_prefix_until_removed(
+    server: LocalAuthorizationServer, keys: dict[str, SigningKey]
+) -> None:
+    access_token = token_for(server, keys)
+    server.set_delay("whoami", 0.3)
+    started = time.monotonic()
+    assert api(server, "/whoami", access_token).status_code == 200
+    assert time.monotonic() - started >= 0.3
+    started = time.monotonic()
+    assert api(server, "/items", access_token).status_code == 200
+    assert time.monotonic() - started < 0.3
+    server.set_delay("whoami", 0)
+    started = time.monotonic()
+    api(server, "/whoami", access_token)
+    assert time.monotonic() - started < 0.3
 
 
 def test_hold_next(server: LocalAuthorizationServer, keys: dict[str, SigningKey]) -> None:
