@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import Any
 
 import aiohttp
@@ -171,7 +172,8 @@ class JwtBearerAsyncHook(BaseHook):
     async def _send_authenticated(
         self, credentials: JwtBearerCredentials, request: ApiRequest, url: str
     ) -> requests.Response:
-        """One send with the cached token; on 401, :meth:`JwtBearerCredentials.refresh_rejected` and one re-send.
+        """One send with the cached token; on 401, :meth:`JwtBearerCredentials.refresh_rejected` and one re-send
+        (and :meth:`JwtBearerCredentials.refresh_rejected_again` if a cached replacement is refused too).
 
         A DPoP API asking for its nonce (RFC 9449 §9) first gets one re-send with the same token and a proof
         carrying it, as the synchronous auth does.
@@ -186,9 +188,17 @@ class JwtBearerAsyncHook(BaseHook):
                 resent += 1
                 response = await self._send_once(credentials, request, url, token)
             if response.status_code == 401:
+                refused_at = datetime.now(timezone.utc)
                 token = await asyncio.to_thread(credentials.refresh_rejected, request.token, token)
                 resent += 1
                 response = await self._send_once(credentials, request, url, token)
+                if response.status_code == 401:  # a cached replacement revoked with the first: one fetched now
+                    again = await asyncio.to_thread(
+                        credentials.refresh_rejected_again, request.token, token, refused_at
+                    )
+                    if again is not None:
+                        resent += 1
+                        response = await self._send_once(credentials, request, url, again)
             TELEMETRY.api_answered(span, response.status_code, resent=resent)
         return response
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 
 import requests
@@ -22,7 +23,9 @@ class JwtBearerAuth(AuthBase):
     The token comes from the shared cache and is refreshed ahead of expiry. When the API
     answers 401 anyway (the token was revoked server-side, or the server's clock runs
     ahead), :meth:`JwtBearerCredentials.refresh_rejected` gives a fresh token and the request
-    is re-sent once; a second 401 is returned to the caller as is. A DPoP API that asks for its
+    is re-sent once; a second 401 is returned to the caller as is, unless the replacement came from a
+    cache and predates the first 401 (:meth:`JwtBearerCredentials.refresh_rejected_again`: then one
+    token fetched now, and one more re-send). A DPoP API that asks for its
     nonce (``use_dpop_nonce``, RFC 9449 §9) gets the request once more with a new proof carrying it,
     before any token is thrown away. A request whose body is a stream (a file, a generator) cannot be
     re-sent, and its 401 is returned as is too.
@@ -67,9 +70,16 @@ class JwtBearerAuth(AuthBase):
                 response = self._resend(response, used, send_kwargs)  # the same token, a proof with the nonce
                 if response.status_code != 401:
                     return response
+            refused_at = datetime.now(timezone.utc)
             fresh = self.credentials.refresh_rejected(self.params, used)
             self.retries_on_401 += 1
-            return self._resend(response, fresh, send_kwargs)
+            response = self._resend(response, fresh, send_kwargs)
+            if response.status_code == 401:  # a cached replacement revoked with the first: one fetched now
+                again = self.credentials.refresh_rejected_again(self.params, fresh, refused_at)
+                if again is not None:
+                    self.retries_on_401 += 1
+                    response = self._resend(response, again, send_kwargs)
+            return response
 
         return handle_401
 
@@ -85,7 +95,7 @@ class JwtBearerAuth(AuthBase):
         new_response = response.connection.send(retry, **send_kwargs)
         if token.dpop_key is not None:
             NONCES.remember(retry.url or "", new_response.headers)
-        new_response.history.append(response)
+        new_response.history = [*response.history, response]  # every answer before it, in order
         new_response.request = retry
         return new_response
 

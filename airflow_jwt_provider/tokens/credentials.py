@@ -18,7 +18,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import requests
 
@@ -366,6 +366,21 @@ class JwtBearerCredentials:
             self.shared.invalidate(key, rejected)
         token = self.cache.get(key, _Lookup(self, key, params))
         return self.dpop.bind(token) if self.dpop is not None else token
+
+    def refresh_rejected_again(
+        self, params: TokenParameters, replacement: AccessToken, refused_at: datetime
+    ) -> AccessToken | None:
+        """The API refused ``replacement`` too, the token :meth:`refresh_rejected` gave after a 401 at ``refused_at``.
+
+        A replacement obtained before that 401 came from a cache: another process's token, which may have been
+        revoked with the first (the server revoked every token, after a shared store had lost its entry and was
+        refilled with a second token). Such a token is dropped like the first, and a token fetched now is given
+        (one more round, never more). ``None`` when the replacement was obtained after the 401: a token that
+        new being refused is the API's answer, not a stale cache.
+        """
+        if replacement.issued_at >= refused_at:
+            return None
+        return self.refresh_rejected(params, replacement)
 
     def invalidate(self, params: TokenParameters = DEFAULT_TOKEN, token: AccessToken | None = None) -> None:
         """Forget the cached token for ``params`` (only if it is still ``token``, when given), shared entry included."""
