@@ -52,6 +52,7 @@ def verify(platform: LocalPlatform, token: str, audience: str = AUDIENCE, **opti
     """Verify like a relying party: discovery, then jwks_uri, then the signature and the claims."""
     discovery = requests.get(platform.discovery_url, timeout=5).json()
     client = jwt.PyJWKClient(discovery["jwks_uri"], cache_jwk_set=False)
+    leeway = float(options.pop("leeway", 0))  # a decode argument, not one of PyJWT's options
     checks: Any = {"require": ["exp", "iat", "iss", "sub", "aud"], **options}
     key = client.get_signing_key_from_jwt(token)
     claims: dict[str, Any] = jwt.decode(
@@ -61,6 +62,7 @@ def verify(platform: LocalPlatform, token: str, audience: str = AUDIENCE, **opti
         audience=audience,
         issuer=discovery["issuer"],
         options=checks,
+        leeway=leeway,
     )
     return claims
 
