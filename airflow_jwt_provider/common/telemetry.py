@@ -96,6 +96,20 @@ class Degradation(str, Enum):
     UNREADABLE_ENTRY = "unreadable_entry"
 
 
+class LockWait(str, Enum):
+    """How a wait on another process's token request ended (the shared cache's lock).
+
+    ``token``: the other process stored its token; ``lock``: it left without storing one and this
+    process took the lock; ``timed_out``: ``token_cache_wait`` ran out and this process fetched too;
+    ``store_failed``: the store failed during the wait.
+    """
+
+    TOKEN = "token"
+    LOCK = "lock"
+    TIMED_OUT = "timed_out"
+    STORE_FAILED = "store_failed"
+
+
 class Metric(str, Enum):
     """Every metric name (``{}``: the member of the enum the event names)."""
 
@@ -105,6 +119,7 @@ class Metric(str, Enum):
     SIGN_DURATION = f"{PREFIX}.sign.{{}}"  # the signer's registered name
     ASSERTION_MINTED = f"{PREFIX}.assertion.minted"
     SHARED_CACHE = f"{PREFIX}.shared_cache.{{}}"  # Degradation
+    LOCK_WAIT = f"{PREFIX}.shared_cache.lock_wait.{{}}"  # LockWait
     REFRESH_AFTER_401 = f"{PREFIX}.refresh_after_401"
     RETRY = f"{PREFIX}.retry.{{}}"  # RetryCause
 
@@ -331,6 +346,12 @@ class Telemetry:
         if self.metrics:
             tags = {"conn_id": _tag(conn_id), "store": _tag(store)}
             self._stats.incr(Metric.SHARED_CACHE.named(how.value), tags=tags)
+
+    def waited_for_lock(self, conn_id: str, store: str, seconds: float, outcome: LockWait) -> None:
+        """This process waited ``seconds`` for another's token request (the store's lock), which ended as ``outcome``."""
+        if self.metrics:
+            tags = {"conn_id": _tag(conn_id), "store": _tag(store)}
+            self._stats.timing(Metric.LOCK_WAIT.named(outcome.value), seconds * 1000.0, tags=tags)
 
     def refreshed_after_401(self, conn_id: str) -> None:
         """The API refused a token (401) and a fresh one is fetched."""

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 from airflow_jwt_provider.common.redaction import redact_text
-from airflow_jwt_provider.common.telemetry import TELEMETRY, Degradation
+from airflow_jwt_provider.common.telemetry import TELEMETRY, Degradation, LockWait
 from airflow_jwt_provider.connection.settings import TokenCacheSettings
 from airflow_jwt_provider.exceptions import JwtBearerConfigError
 from airflow_jwt_provider.tokens.access_token import AccessToken
@@ -154,8 +154,19 @@ class SharedTokenCache:
     def _wait_for_other(
         self, store: TokenStore, seal: TokenSeal, name: str, key: str
     ) -> AccessToken | StoreLock | None:
-        """Poll for the token another process is fetching: the token, the lock once it is free, or None."""
+        """Poll for the token another process is fetching: the token, the lock once it is free, or None.
+
+        How long it waited, and how the wait ended, is a metric (``shared_cache.lock_wait.*``): the
+        bound a deployment relies on (``token_cache_wait``) is observable, not only promised.
+        """
         started = time.monotonic()
+        outcome, found = self._poll_for_other(store, seal, name, key, started)
+        TELEMETRY.waited_for_lock(self.conn_id, self.settings.kind, time.monotonic() - started, outcome)
+        return found
+
+    def _poll_for_other(
+        self, store: TokenStore, seal: TokenSeal, name: str, key: str, started: float
+    ) -> tuple[LockWait, AccessToken | StoreLock | None]:
         deadline = started + self.settings.wait
         pause = FIRST_POLL
         while True:
@@ -167,19 +178,19 @@ class SharedTokenCache:
                     self.conn_id,
                     time.monotonic() - started,
                 )
-                return None
+                return LockWait.TIMED_OUT, None
             time.sleep(min(pause, remaining))
             pause = min(pause * 1.5, MAX_POLL)
             try:
                 token = self._read(store, seal, name, key)
                 if token is not None:
-                    return token
+                    return LockWait.TOKEN, token
                 lock = store.try_lock(name, self.settings.wait)
             except Exception as exc:
                 self._unavailable(exc)
-                return None
+                return LockWait.STORE_FAILED, None
             if lock is not None:
-                return lock
+                return LockWait.LOCK, lock
 
     def invalidate(self, key: str, token: AccessToken | None) -> None:
         """Drop the stored entry of ``key`` if it still holds ``token`` (any entry for ``None``)."""

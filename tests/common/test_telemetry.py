@@ -11,6 +11,7 @@ from airflow_jwt_provider.common.telemetry import (
     NO_SPAN,
     CacheTier,
     Degradation,
+    LockWait,
     Metric,
     RequestTarget,
     RetryCause,
@@ -115,8 +116,9 @@ def test_every_metric_name_passes_airflow_s_opentelemetry_name_check() -> None:
         Metric.CACHE: [CacheTier.PROCESS.metric.rsplit(".", 1)[1], "hit_shared", "miss"],
         Metric.SIGN_DURATION: ["local", "pkcs11", "aws_kms"],
         Metric.SHARED_CACHE: [d.value for d in Degradation],
+        Metric.LOCK_WAIT: [w.value for w in LockWait],
         Metric.RETRY: [c.value for c in RetryCause],
     }
     names = [m.named(p) for m in Metric for p in parts.get(m, [""])]
-    assert len(names) == 18
+    assert len(names) == 22
     assert [stat_name_otel_handler("airflow", n) for n in names] == [f"airflow.{n}" for n in names]

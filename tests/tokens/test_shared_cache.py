@@ -105,6 +105,66 @@ def test_processes_sharing_a_store_share_one_token(
     assert len(auth_server.token_requests) == 1
 
 
+class _Timings:
+    """Stands in for Airflow's ``Stats`` and keeps the timers (name, milliseconds)."""
+
+    def __init__(self) -> None:
+        self.timers: list[tuple[str, float]] = []
+
+    def incr(self, stat: str, count: int = 1, rate: float | None = None, *, tags: dict[str, str]) -> None:
+        pass
+
+    def timing(self, stat: str, dt: float, *, tags: dict[str, str]) -> None:
+        self.timers.append((stat, dt))
+
+
+@pytest.fixture
+def timings(monkeypatch: pytest.MonkeyPatch) -> _Timings:
+    from airflow_jwt_provider.common.telemetry import TELEMETRY
+
+    recorder = _Timings()
+    monkeypatch.setattr(TELEMETRY, "_configured", True)  # Airflow's [metrics] left unread: this recorder stays
+    monkeypatch.setattr(TELEMETRY, "metrics", True)
+    monkeypatch.setattr(TELEMETRY, "_stats", recorder)
+    monkeypatch.setattr(TELEMETRY, "_flush_at_exit", True)
+    return recorder
+
+
+#: A wait shorter than the other's request: Redis's lock expires after ``token_cache_wait`` and the waiter takes it;
+#: a live holder's file lock never expires, so the waiter gives up and fetches too.
+@pytest.mark.parametrize(
+    ("wait", "outcomes"), [(10.0, {"redis": "token", "file": "token"}), (0.5, {"redis": "lock", "file": "timed_out"})]
+)
+def test_a_wait_for_another_process_s_token_request_is_timed(
+    kind: str,
+    make: Make,
+    auth_server: LocalAuthorizationServer,
+    timings: _Timings,
+    monkeypatch: pytest.MonkeyPatch,
+    wait: float,
+    outcomes: dict[str, str],
+) -> None:
+    """The waiter's time on the lock is a metric, named by how the wait ended: the bound is observable."""
+    import threading
+
+    monkeypatch.setenv("AIRFLOW__JWT_BEARER__TOKEN_CACHE_WAIT", str(wait))
+
+    auth_server.hold_next("/oauth2/token", seconds=1.5)  # the first process's token request takes 1.5 s
+    first = make(kind)
+    fetching = threading.Thread(target=first.get_token)
+    fetching.start()
+    deadline = time.monotonic() + 30
+    while auth_server.holding == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    make(kind).get_token()
+    fetching.join()
+    outcome = outcomes[kind]
+    waits = [(name, ms) for name, ms in timings.timers if name.startswith("jwt_bearer.shared_cache.lock_wait.")]
+    assert [name for name, _ in waits] == [f"jwt_bearer.shared_cache.lock_wait.{outcome}"]
+    assert 0.0 < waits[0][1] <= min(wait, 1.5) * 1000.0 + 500.0
+    assert len(auth_server.token_requests) == (1 if outcome == "token" else 2)
+
+
 @pytest.mark.timing
 def test_a_token_in_memory_never_touches_the_store(
     make: Make, auth_server: LocalAuthorizationServer, redis_connection: RedisServer, caplog: pytest.LogCaptureFixture
