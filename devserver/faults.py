@@ -68,6 +68,8 @@ class Faults:
         self._delays: dict[str, float] = {}
         self._release = threading.Event()
         self.holding = 0
+        #: The client ports of the requests held now: a test finds the process that sent one.
+        self.held_ports: list[int] = []
 
     def reset(self) -> None:
         with self._lock:
@@ -99,8 +101,11 @@ class Faults:
         with self._lock:
             self._holds.append(_Hold(path_prefix, seconds, count))
 
-    def hold(self, path: str) -> bool:
-        """Hold a request to ``path`` if a hold is due: False if it was released by :meth:`reset` instead."""
+    def hold(self, path: str, client_port: int | None = None) -> bool:
+        """Hold a request to ``path`` if a hold is due: False if it was released by :meth:`reset` instead.
+
+        ``client_port`` (the TCP port the request came from) is listed in :attr:`held_ports` while held.
+        """
         with self._lock:
             due = next((h for h in self._holds if path.startswith(h.prefix)), None)
             if due is None:
@@ -110,11 +115,15 @@ class Faults:
                 self._holds.remove(due)
             release = self._release
             self.holding += 1
+            if client_port is not None:
+                self.held_ports.append(client_port)
         try:
             return not release.wait(due.seconds)
         finally:
             with self._lock:
                 self.holding -= 1
+                if client_port is not None:
+                    self.held_ports.remove(client_port)
 
     def fail_next(
         self,
@@ -182,7 +191,8 @@ def inject_failure() -> Response | None:
         return None
     server = local_server()
     server.faults.delay(request.path)
-    if not server.faults.hold(request.path):
+    port = request.environ.get("REMOTE_PORT")
+    if not server.faults.hold(request.path, int(port) if port else None):
         return Response("released by a reset", status=503)  # for a test that is over: not recorded
     failure = server.faults.take_failure(request.path)
     if failure is None:

@@ -713,6 +713,11 @@ class LocalAuthorizationServer:
         return self.faults.holding
 
     @property
+    def held_ports(self) -> list[int]:
+        """The client (source) ports of the requests a :meth:`hold_next` is holding now."""
+        return list(self.faults.held_ports)
+
+    @property
     def html_error_next(self) -> bool | int:
         """Knob (see the class docstring), kept by :attr:`faults`."""
         return self.faults.html_error_next

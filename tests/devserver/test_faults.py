@@ -83,8 +83,16 @@ def test_hold_next(server: LocalAuthorizationServer, keys: dict[str, SigningKey]
     while server.holding == 0 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert server.holding == 1
+    # The held request's client port names the process that sent it (here, this one).
+    import os
+
+    import psutil
+
+    (port,) = server.held_ports
+    assert any(c.laddr and c.laddr.port == port for c in psutil.Process(os.getpid()).net_connections())
     server.reset()
     waiter.join(timeout=5)
     assert answers == [503]
     assert server.holding == 0
+    assert server.held_ports == []
     assert server.token_requests == []
