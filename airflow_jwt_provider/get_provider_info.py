@@ -63,9 +63,9 @@ CONFIG: dict[str, dict[str, Any]] = {
                 "/var/cache/airflow/jwt_bearer",
             ),
             "token_cache_wait": _option(
-                "Seconds a process waits for the token request another process is making for the same token "
-                "before it asks for one itself (and the time after which a lock left by a killed process "
-                "expires).\n",
+                "Seconds a lock on a token request outlives its holder: a live holder renews it while it "
+                "fetches (the others wait for its token, however long its retries take), a killed holder's "
+                "lock frees itself after this, so nobody waits longer on a dead process.\n",
                 "10",
             ),
             "token_cache_io_timeout": _option(

@@ -130,6 +130,10 @@ class RetryPolicy:
             return None
         return self.backoff_delay(attempt)
 
+    def longest(self, timeout: float) -> float:
+        """The longest one request can take under this policy: every attempt timing out, every wait the longest."""
+        return self.max_attempts * timeout + (self.max_attempts - 1) * self.max_wait
+
     def backoff_delay(self, attempt: int) -> float:
         return float(min(self.backoff * 2 ** (attempt - 1), self.max_wait))
 

@@ -348,7 +348,7 @@ class Telemetry:
             self._stats.incr(Metric.SHARED_CACHE.named(how.value), tags=tags)
 
     def waited_for_lock(self, conn_id: str, store: str, seconds: float, outcome: LockWait) -> None:
-        """This process waited ``seconds`` for another's token request (the store's lock), which ended as ``outcome``."""
+        """This process waited ``seconds`` for another's token request (the store's lock); it ended as ``outcome``."""
         if self.metrics:
             tags = {"conn_id": _tag(conn_id), "store": _tag(store)}
             self._stats.timing(Metric.LOCK_WAIT.named(outcome.value), seconds * 1000.0, tags=tags)

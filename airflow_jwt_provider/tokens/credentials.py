@@ -157,7 +157,12 @@ class JwtBearerCredentials:
             conn_id=settings.conn_id,
         )
         self.shared: SharedTokenCache | None = (
-            SharedTokenCache(settings.conn_id, settings.token_cache, self.token_cache_secret)
+            SharedTokenCache(
+                settings.conn_id,
+                settings.token_cache,
+                self.token_cache_secret,
+                longest_fetch=self.client.retry.longest(settings.http.timeout),
+            )
             if settings.token_cache.shared
             else None
         )

@@ -8,9 +8,16 @@ given key. When memory has no valid token, that thread asks :meth:`SharedTokenCa
 2. else take the key's cluster-wide lock (``SET NX PX`` with a fencing value / ``flock``), read
    the store once more (another process may have stored the token meanwhile), fetch, store;
 3. while another process holds the lock, poll the store (20 ms, growing to 250 ms) for the token
-   it is fetching, and take the lock if it frees up; a process that has waited
-   ``token_cache_wait`` seconds fetches for itself. A lock whose holder was killed frees itself
-   (Redis: after ``token_cache_wait``; a file lock: at once).
+   it is fetching, and take the lock if it frees up.
+
+The lock is a lease: its holder renews it every third of ``token_cache_wait`` while it fetches
+(:class:`_Lease`), so a lock whose holder was killed frees itself within ``token_cache_wait``
+(Redis; a file lock at once) and nobody waits longer than that on a dead holder. A live holder
+keeps its lock however long its token request takes (a slow endpoint, a 429 or 503 with
+``Retry-After`` it honours): the others wait for its token rather than each sending their own, so
+an endpoint that rate-limits or fails gets one request at a time from the whole cluster, and one
+after it recovers. A waiter gives up and fetches for itself only when the holder has had longer
+than its token request can take (``longest_fetch``: every attempt of the retry policy timing out).
 
 A store that fails (unreachable, slow past ``token_cache_io_timeout``, refusing) never fails a
 task: the token is fetched directly, a warning says so once per ten minutes per store and
@@ -74,6 +81,42 @@ def reset_store_health() -> None:
         _HEALTH.clear()
 
 
+class _Lease:
+    """Keeps a held lock alive while its holder fetches: renewed every third of ``ttl`` by a daemon thread.
+
+    Why: a lock that expired under a live holder (a slow endpoint, a ``Retry-After`` honoured) would
+    let a second process fetch too, then a third, and after an outage all of them would be granted
+    a token at once. A holder that is killed stops renewing: its lock frees itself within ``ttl``.
+    A renewal that fails (the store went away, the lock was lost) stops the renewals and nothing
+    else: the fetch goes on, and the lock expires by itself.
+    """
+
+    __slots__ = ("_lock", "_stop", "_thread", "_ttl")
+
+    def __init__(self, lock: StoreLock, ttl: float) -> None:
+        self._lock = lock
+        self._ttl = ttl
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name="jwt-bearer-lock-lease", daemon=True)
+
+    def __enter__(self) -> _Lease:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self._ttl / 3):
+            try:
+                if not self._lock.extend(self._ttl):
+                    return
+            except Exception:  # the store failed: the holder's fetch goes on, the lock expires by itself
+                log.debug("Renewing the shared token cache's lock failed", exc_info=True)
+                return
+
+
 class SharedTokenCache:
     """The shared-store side of one connection's token cache; see the module docstring.
 
@@ -82,6 +125,8 @@ class SharedTokenCache:
     :param secret: returns the secret the entries are sealed with (called once, when first needed:
         a remote signer may have to sign for it).
     :param open_store: opens the store (:func:`~airflow_jwt_provider.tokens.stores.base.open_token_store`).
+    :param longest_fetch: the longest a token request can take, retries included: how long a waiter
+        trusts a live holder (beyond ``token_cache_wait``) before it fetches for itself.
     """
 
     def __init__(
@@ -91,8 +136,10 @@ class SharedTokenCache:
         secret: Callable[[], bytes],
         *,
         open_store: Callable[[TokenCacheSettings], TokenStore] = open_token_store,
+        longest_fetch: float = 0.0,
     ) -> None:
         self.conn_id = conn_id
+        self.longest_fetch = longest_fetch
         self.settings = settings
         self._secret = secret
         self._open_store = open_store
@@ -137,7 +184,10 @@ class SharedTokenCache:
             except Exception as exc:
                 self._unavailable(exc)
                 return fetch()
-            return found if found is not None else self._fetch_and_put(store, seal, name, key, fetch)
+            if found is not None:
+                return found
+            with _Lease(lock, self.settings.wait):
+                return self._fetch_and_put(store, seal, name, key, fetch)
         finally:
             try:
                 lock.release()
@@ -167,14 +217,14 @@ class SharedTokenCache:
     def _poll_for_other(
         self, store: TokenStore, seal: TokenSeal, name: str, key: str, started: float
     ) -> tuple[LockWait, AccessToken | StoreLock | None]:
-        deadline = started + self.settings.wait
+        deadline = started + self.settings.wait + self.longest_fetch
         pause = FIRST_POLL
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 log.info(
-                    "Connection %r: another process has been fetching this token for %.1f s "
-                    "([jwt_bearer] token_cache_wait); fetching it here too",
+                    "Connection %r: another process has been fetching this token for %.1f s, longer than a "
+                    "token request can take ([jwt_bearer] token_cache_wait plus the retries); fetching it here too",
                     self.conn_id,
                     time.monotonic() - started,
                 )

@@ -130,39 +130,62 @@ def timings(monkeypatch: pytest.MonkeyPatch) -> _Timings:
     return recorder
 
 
-#: A wait shorter than the other's request: Redis's lock expires after ``token_cache_wait`` and the waiter takes it;
-#: a live holder's file lock never expires, so the waiter gives up and fetches too.
-@pytest.mark.parametrize(
-    ("wait", "outcomes"), [(10.0, {"redis": "token", "file": "token"}), (0.5, {"redis": "lock", "file": "timed_out"})]
-)
-def test_a_wait_for_another_process_s_token_request_is_timed(
+def test_a_live_holder_keeps_its_lock_past_the_wait_and_the_waiter_s_time_is_a_metric(
     kind: str,
     make: Make,
     auth_server: LocalAuthorizationServer,
     timings: _Timings,
     monkeypatch: pytest.MonkeyPatch,
-    wait: float,
-    outcomes: dict[str, str],
 ) -> None:
-    """The waiter's time on the lock is a metric, named by how the wait ended: the bound is observable."""
+    """A token request three times longer than ``token_cache_wait``: the holder renews its lease, the other waits.
+
+    Without the lease, Redis's lock expires after the wait and the waiter takes it (and fetches); a file
+    lock's waiter gives up after the wait (and fetches): two token requests either way.
+    """
     import threading
 
-    monkeypatch.setenv("AIRFLOW__JWT_BEARER__TOKEN_CACHE_WAIT", str(wait))
-
-    auth_server.hold_next("/oauth2/token", seconds=1.5)  # the first process's token request takes 1.5 s
+    monkeypatch.setenv("AIRFLOW__JWT_BEARER__TOKEN_CACHE_WAIT", "0.5")
+    auth_server.hold_next("/oauth2/token", seconds=1.5)
     first = make(kind)
     fetching = threading.Thread(target=first.get_token)
     fetching.start()
     deadline = time.monotonic() + 30
     while auth_server.holding == 0 and time.monotonic() < deadline:
         time.sleep(0.01)
-    make(kind).get_token()
+    second = make(kind).get_token()
     fetching.join()
-    outcome = outcomes[kind]
+    assert second.access_token == first.get_token().access_token
+    assert len(auth_server.token_requests) == 1
     waits = [(name, ms) for name, ms in timings.timers if name.startswith("jwt_bearer.shared_cache.lock_wait.")]
-    assert [name for name, _ in waits] == [f"jwt_bearer.shared_cache.lock_wait.{outcome}"]
-    assert 0.0 < waits[0][1] <= min(wait, 1.5) * 1000.0 + 500.0
-    assert len(auth_server.token_requests) == (1 if outcome == "token" else 2)
+    assert [name for name, _ in waits] == ["jwt_bearer.shared_cache.lock_wait.token"]
+    assert 500.0 < waits[0][1] < 1500.0 + 500.0
+
+
+def test_a_waiter_trusts_a_live_holder_only_as_long_as_a_token_request_can_take(
+    kind: str, make: Make, timings: _Timings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A holder that neither stores a token nor dies: the waiter fetches after ``token_cache_wait + longest_fetch``."""
+    from airflow_jwt_provider.tokens.shared_cache import SharedTokenCache
+    from airflow_jwt_provider.tokens.stores.base import open_token_store
+
+    monkeypatch.setenv("AIRFLOW__JWT_BEARER__TOKEN_CACHE_WAIT", "0.3")
+    credentials = make(kind)
+    assert credentials.shared is not None
+    settings = credentials.shared.settings
+    waiter = SharedTokenCache("jwt_shared", settings, credentials.token_cache_secret, longest_fetch=0.5)
+    seal = waiter.seal()
+    held = open_token_store(settings).try_lock(seal.entry_name("k"), 60.0)  # a live holder that never ends
+    assert held is not None
+    fetched: list[float] = []
+    token = AccessToken("t")
+    try:
+        started = time.monotonic()
+        assert waiter.obtain("k", lambda: fetched.append(time.monotonic() - started) or token) is token
+    finally:
+        held.release()
+    assert len(fetched) == 1
+    assert 0.8 <= fetched[0] < 2.0
+    assert [name for name, _ in timings.timers] == ["jwt_bearer.shared_cache.lock_wait.timed_out"]
 
 
 @pytest.mark.timing

@@ -34,6 +34,13 @@ class StoreLock(Protocol):
 
     def release(self) -> None: ...
 
+    def extend(self, ttl: float) -> bool:
+        """Hold the lock ``ttl`` seconds from now (a lease renewed by a live holder); False if it is no longer held.
+
+        A lock the kernel frees with its holder (``flock``) needs no renewal and answers True.
+        """
+        ...
+
 
 class TokenStore(Protocol):
     """Sealed tokens by name, shared by processes; see the module docstring."""

@@ -62,6 +62,10 @@ class FileLock:
     def __init__(self, fd: int) -> None:
         self._fd: int | None = fd
 
+    def extend(self, ttl: float) -> bool:
+        """Nothing to renew: the kernel holds an ``flock`` as long as its holder lives."""
+        return self._fd is not None
+
     def release(self) -> None:
         fd, self._fd = self._fd, None
         if fd is not None:

@@ -11,7 +11,9 @@ Celery broker's own Redis. Needs the ``[redis]`` extra (``pip install 'airflow-j
 * **Marks.** ``jwt_bearer:{<name>}:mark``: the small values of the store's mark capability (what an
   event trigger already fired for), written with ``SET … PX`` like entries.
 * **Expiry.** Entries are written with ``SET … PX`` (the token's refresh time); locks with
-  ``SET NX PX`` (the wait bound), so a lock whose holder was killed frees itself.
+  ``SET NX PX`` (the wait bound), renewed by their live holder (``PEXPIRE`` by the fencing value,
+  a lease), so a lock whose holder was killed frees itself within the wait bound and a slow but
+  live holder keeps it.
 * **Fencing.** A lock's value is a random fencing token; releasing it and deleting an entry on a
   401 are one Lua script (``GET`` and compare, then ``DEL``), so a holder whose lock expired never
   frees the next holder's lock, and a 401 never drops a token another worker just stored.
@@ -41,6 +43,14 @@ _DELETE_IF_PREFIX = """
 local value = redis.call('GET', KEYS[1])
 if value and string.sub(value, 1, string.len(ARGV[1])) == ARGV[1] then
     return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+#: Sets KEYS[1] to expire in ARGV[2] ms if its value is ARGV[1]; 1 if it did. Renews a held lock's lease.
+_EXPIRE_IF_EQUAL = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
 """
@@ -92,6 +102,10 @@ class RedisLock:
     def release(self) -> None:
         self._store._delete_if_prefix(keys=[self._key], args=[self._fence])
 
+    def extend(self, ttl: float) -> bool:
+        """Renew the lease by the fencing value: a lock that expired and was taken by another stays theirs."""
+        return bool(self._store._expire_if_equal(keys=[self._key], args=[self._fence, max(1, int(ttl * 1000))]))
+
 
 class RedisTokenStore:
     """A :class:`~airflow_jwt_provider.tokens.stores.base.TokenStore` in Redis; see the module docstring.
@@ -104,6 +118,7 @@ class RedisTokenStore:
         self.client = client
         self.description = description
         self._delete_if_prefix = client.register_script(_DELETE_IF_PREFIX)
+        self._expire_if_equal = client.register_script(_EXPIRE_IF_EQUAL)
 
     def __repr__(self) -> str:
         return f"RedisTokenStore({self.description})"

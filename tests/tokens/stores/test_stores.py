@@ -86,6 +86,22 @@ def test_a_redis_lock_expires_and_an_expired_holder_cannot_free_the_next(redis_c
     assert store.try_lock(NAME, ttl=30) is not None
 
 
+def test_a_redis_lock_s_lease_is_renewed_by_its_holder_only(redis_connection: RedisServer) -> None:
+    store = open_token_store(TokenCacheSettings(kind="redis", conn_id=REDIS_CONN_ID))
+    first = store.try_lock(NAME, ttl=0.4)
+    assert first is not None
+    for _ in range(3):  # renewed past three of its terms: still held
+        time.sleep(0.2)
+        assert first.extend(0.4)
+    assert store.try_lock(NAME, ttl=30) is None
+    time.sleep(0.6)  # no longer renewed: it expires
+    second = store.try_lock(NAME, ttl=30)
+    assert second is not None
+    assert not first.extend(30), "an expired holder renewed the next holder's lock"
+    assert redis_connection.client().pttl(f"jwt_bearer:{{{NAME}}}:lock") > 29_000
+    second.release()
+
+
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
