@@ -7,8 +7,12 @@ OpenTelemetry's ``InMemorySpanExporter`` on the tracer provider Airflow uses.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +35,8 @@ class StatsdListener:
 
     sock: socket.socket = field(default_factory=lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
     lines: list[str] = field(default_factory=list)
+    #: ``time.time()`` when each line of :attr:`lines` arrived.
+    arrived: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.sock.bind(("127.0.0.1", 0))
@@ -48,8 +54,43 @@ class StatsdListener:
                 data = self.sock.recv(65536)
             except TimeoutError:
                 break
-            self.lines.extend(line for line in data.decode("utf-8").split("\n") if line)
+            now = time.time()
+            for line in data.decode("utf-8").split("\n"):
+                if line:
+                    self.lines.append(line)
+                    self.arrived.append(now)
         return [parse_statsd(line) for line in self.lines]
+
+    def airflow_env(self) -> dict[str, str]:
+        """The environment that points every Airflow process at this listener, InfluxDB-style tags on."""
+        return {
+            "AIRFLOW__METRICS__STATSD_ON": "True",
+            "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
+            "AIRFLOW__METRICS__STATSD_PORT": str(self.port),
+            "AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED": "True",
+        }
+
+    def between(self, start: float, end: float) -> list[Datagram]:
+        """The lines that arrived from ``start`` to ``end`` (``time.time()``), parsed."""
+        return [parse_statsd(line) for line, at in zip(self.lines, self.arrived, strict=True) if start <= at <= end]
+
+    @contextlib.contextmanager
+    def draining(self) -> Iterator[StatsdListener]:
+        """Drain the socket all along in a thread (an Airflow stack sends many metrics: a full buffer drops some)."""
+        stop = threading.Event()
+
+        def drain() -> None:
+            while not stop.is_set():
+                self.drain(quiet=0.5)
+
+        thread = threading.Thread(target=drain, name="statsd-listener", daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            stop.set()
+            thread.join(5)
+            self.close()
 
     def close(self) -> None:
         self.sock.close()

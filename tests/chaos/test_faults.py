@@ -9,14 +9,19 @@ test injects one fault per phase, in this order, each when the run has reached a
     run: the shared cache degrades to fetching without it and recovers; Airflow re-queues what the
     broker lost (``[scheduler] task_queued_timeout`` is short here).
 ``worker_kill``
-    every token revoked and the next token request held 30 s by the authserver; the worker whose
-    task holds the cluster-wide fetch lock (the one with a connection open to the authserver) is
-    SIGKILLed and started again: the lock expires after ``token_cache_wait``, the killed task fails
-    its heartbeat check (30 s here) and Airflow retries it.
+    the shared token dropped from Redis and the next token request held by the authserver: the
+    next task process to start (every running process keeps the token in memory) takes the
+    cluster-wide fetch lock; the holder is found by its held request's client port, its worker
+    SIGKILLed and started again: the holder's lease runs out within ``token_cache_wait``, a waiter
+    takes the lock over, the killed task fails its heartbeat check (30 s here) and Airflow retries it.
 ``outage``
     every issued token is revoked and the token endpoint answers 503 with ``Retry-After`` for
     ``CHAOS_OUTAGE_SECONDS``: every process must fetch again and meets the outage; they wait as the
     retry policy says; a task fails only when its policy ran out (logged), and Airflow retries it.
+``herd``
+    every issued token revoked and the token endpoint answering 429 with ``Retry-After`` to
+    everyone for ``CHAOS_HERD_SECONDS``: the lock holder retries as the policy says while the
+    others wait on its lease; once the window is over one token is granted, not one per process.
 ``clock``
     one worker restarted with its clock ``CHAOS_CLOCK_AHEAD`` (libfaketime), tokens shorter-lived
     than the skew so that it must fetch: its assertion is refused and the error names the skew;
@@ -26,7 +31,8 @@ test injects one fault per phase, in this order, each when the run has reached a
     it is back: every sensor resumes and completes, on its first try. It comes last (it needs no
     mapped task in flight), unlike the issue's numbering.
 
-Not here yet: a 429 to a herd after recovery, and the longest wait on the lock as a number.
+The provider's own metrics (StatsD, ``jwt_bearer.shared_cache.lock_wait.<outcome>``) give every wait
+on the fetch lock: the longest per phase is in the table, and the killed holder's bound is asserted.
 
 The outcome table goes to the "chaos" section of pytest's report; the assertions follow it.
 """
@@ -36,8 +42,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,18 +64,28 @@ from tests.cluster.harness import (
     stop_components,
     wait_until,
 )
+from tests.cluster.runs import state_counts, task_instances, wait_for_dag, wait_for_end, wait_for_tasks
 from tests.e2e.conftest import JWT_PATTERN
+from tests.telemetry_support import StatsdListener
 
 # Also "cluster": it starts that stack, so `-m "not cluster"` leaves it out as it leaves tests/cluster out.
 pytestmark = [pytest.mark.chaos, pytest.mark.cluster]
 
 OUTAGE_SECONDS = float(os.environ.get("CHAOS_OUTAGE_SECONDS", "3"))
+#: How long the token endpoint answers 429 to everyone in the ``herd`` phase.
+HERD_SECONDS = float(os.environ.get("CHAOS_HERD_SECONDS", "3"))
 #: How late the API answers each whoami call: the mapped tasks are still in flight at every fault.
 CALL_DELAY = float(os.environ.get("CHAOS_CALL_DELAY", "6"))
 RETRY_AFTER = int(os.environ.get("CHAOS_RETRY_AFTER", "2"))
 RUN_TIMEOUT = float(os.environ.get("CHAOS_RUN_TIMEOUT", "1200"))
+#: Every Airflow process sends its metrics here: the provider's lock waits are read from them.
+STATSD = StatsdListener()
+#: ``[jwt_bearer] token_cache_wait``: how long a lock outlives a killed holder.
+TOKEN_CACHE_WAIT = 10.0
 #: The sizes reach the dag-processor (the DAG file reads them) and every component.
 EXTRA_ENV = {
+    **STATSD.airflow_env(),
+    "AIRFLOW__JWT_BEARER__TOKEN_CACHE_WAIT": str(TOKEN_CACHE_WAIT),
     "CHAOS_MAPPED": str(MAPPED_CALLS),
     "CHAOS_SENSORS": str(SENSORS),
     "CHAOS_PARALLEL": os.environ.get("CHAOS_PARALLEL", "2"),
@@ -80,7 +98,7 @@ EXTRA_ENV = {
 #: The phases to run, in this order (a subset while developing one).
 #: The triggerer's restart needs no mapped task in flight (the sensors are deferred throughout): it comes last,
 #: so that the mapped tasks are still running during the clock phase.
-PHASES = os.environ.get("CHAOS_PHASES", "redis,worker_kill,outage,clock,triggerer").split(",")
+PHASES = os.environ.get("CHAOS_PHASES", "redis,worker_kill,outage,herd,clock,triggerer").split(",")
 #: How far ahead the clock of the ``clock`` phase's worker is (libfaketime's FAKETIME syntax).
 CLOCK_AHEAD = os.environ.get("CHAOS_CLOCK_AHEAD", "+10m")
 #: The worker that is killed, then restarted with its clock ahead.
@@ -110,43 +128,19 @@ class ChaosRun:
     phases: list[Phase]
     task_instances: list[dict[str, Any]]
     token_requests: list[dict[str, Any]]
+    #: The provider's lock waits (``jwt_bearer.shared_cache.lock_wait.<outcome>``): (arrival, outcome, seconds).
+    lock_waits: list[tuple[float, str, float]] = field(default_factory=list)
 
     def of(self, task_id: str) -> list[dict[str, Any]]:
         return [ti for ti in self.task_instances if ti["task_id"] == task_id]
 
 
 def _task_instances(cluster: Cluster, run_id: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    while True:
-        page = cluster.api(
-            "GET",
-            f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances",
-            params={"limit": 100, "offset": len(found), "order_by": "map_index"},
-        )
-        found += page["task_instances"]
-        if not page["task_instances"] or len(found) >= page["total_entries"]:
-            return found
-
-
-def _counts(task_instances: list[dict[str, Any]]) -> Counter[str]:
-    return Counter(f"{ti['task_id']}:{ti['state']}" for ti in task_instances)
+    return task_instances(cluster, DAG_ID, run_id)
 
 
 def _wait_run(cluster: Cluster, run_id: str, what: str, check: Any, timeout: float) -> None:
-    """Until ``check(task_instances)`` holds, failing with the task states and log tails on time-out."""
-    deadline = time.monotonic() + timeout
-    while True:
-        cluster.check_alive()
-        tis = _task_instances(cluster, run_id)
-        if check(tis):
-            return
-        if time.monotonic() > deadline:
-            pytest.fail(
-                f"timed out after {timeout:.0f} s waiting for {what}; task states {dict(_counts(tis))}\n\n"
-                f"{cluster.log_tails()}",
-                pytrace=False,
-            )
-        time.sleep(2)
+    wait_for_tasks(cluster, DAG_ID, run_id, what, check, timeout)
 
 
 def _succeeded(task_id: str, least: int) -> Any:
@@ -177,39 +171,45 @@ def _phase_redis(cluster: Cluster, run_id: str) -> Phase:
     return phase
 
 
-def _worker_holding(cluster: Cluster) -> str | None:
-    """The worker whose process tree has a connection open to the authserver (the held token request)."""
-    port = cluster.ports["authserver"]
-    holders = []
-    for index in range(1, cluster.workers + 1):
-        component = cluster.component(cluster.worker_name(index))
-        assert component.process is not None
-        try:
-            root = psutil.Process(component.process.pid)
-            tree = [root, *root.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            continue
-        for proc in tree:
-            with contextlib.suppress(psutil.Error):
-                if any(c.raddr and c.raddr.port == port and c.status == "ESTABLISHED" for c in proc.net_connections()):
-                    holders.append(component.name)
-                    break
-    return holders[0] if len(holders) == 1 else None
+def _process_holding(cluster: Cluster, port: int) -> tuple[str | None, int | None]:
+    """The component (and pid) whose process tree sent the request from client ``port`` to the authserver."""
+    server_port = cluster.ports["authserver"]
+    pids = [
+        c.pid
+        for c in psutil.net_connections(kind="tcp")
+        if c.pid and c.laddr and c.laddr.port == port and c.raddr and c.raddr.port == server_port
+    ]
+    if not pids:
+        return None, None
+    with contextlib.suppress(psutil.Error):
+        lineage = {pids[0], *(p.pid for p in psutil.Process(pids[0]).parents())}
+        for component in cluster.components:
+            if component.process is not None and component.process.pid in lineage:
+                return component.name, pids[0]
+    return None, pids[0]
 
 
 def _phase_worker_kill(cluster: Cluster, run_id: str) -> Phase:
-    """Fault 2: tokens revoked, the next token request held; the worker of the task holding the lock SIGKILLed."""
+    """Fault 2: the shared token dropped, the next token request held; the worker of the task holding the lock killed.
+
+    Only a task process that starts now misses the token (every running process keeps it in memory,
+    the triggerer too): the lock holder is a mapped task on a worker. The authserver holds its
+    request; the holder is found by that request's client port, and its worker SIGKILLed.
+    """
     server = _server(cluster)
     phase = Phase("worker_kill", "worker SIGKILLed while its task holds the fetch lock", started=time.time())
     server.hold_next("/oauth2/token", HOLD_SECONDS)
-    server.revoke_all_tokens()
-    deadline = time.monotonic() + 120
-    while server.holding == 0 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    holder = _worker_holding(cluster) if server.holding else None
+    client = _redis(cluster)
+    try:
+        dropped = [key for key in client.keys("jwt_bearer:*:token") if client.delete(key)]
+    finally:
+        client.close()
+    phase.notes["entries dropped"] = len(dropped)
+    wait_until("a task's token request held", lambda: server.held_ports, timeout=180)
+    holder, pid = _process_holding(cluster, server.held_ports[0])
     locks = [key for key in _our_keys(cluster) if key.endswith(":lock")]
-    phase.notes.update(held=server.holding, holder=holder, locks_at_kill=len(locks))
-    victim = holder or FAULTY_WORKER
+    phase.notes.update(holder=holder, holder_pid=pid, locks_at_kill=len(locks))
+    victim = holder if holder is not None and holder.startswith("airflow-worker") else FAULTY_WORKER
     phase.notes["killed"] = victim
     cluster.kill(victim)
     phase.notes["killed at"] = time.time()
@@ -225,6 +225,17 @@ def _phase_outage(cluster: Cluster, run_id: str) -> Phase:
     server.fail_for("/oauth2/token", 503, OUTAGE_SECONDS, retry_after=RETRY_AFTER)
     server.revoke_all_tokens()
     time.sleep(OUTAGE_SECONDS)
+    return phase
+
+
+def _phase_herd(cluster: Cluster, run_id: str) -> Phase:
+    """Fault 3b: tokens revoked and the token endpoint rate-limiting everyone (429 + Retry-After) for HERD_SECONDS."""
+    server = _server(cluster)
+    fault = f"tokens revoked, token endpoint 429 Retry-After {RETRY_AFTER} s for {HERD_SECONDS:.0f} s"
+    phase = Phase("herd", fault, started=time.time())
+    server.fail_for("/oauth2/token", 429, HERD_SECONDS, retry_after=RETRY_AFTER)
+    server.revoke_all_tokens()
+    time.sleep(HERD_SECONDS)
     return phase
 
 
@@ -278,6 +289,7 @@ PHASE_FUNCTIONS = {
     "redis": _phase_redis,
     "worker_kill": _phase_worker_kill,
     "outage": _phase_outage,
+    "herd": _phase_herd,
     "triggerer": _phase_triggerer,
     "clock": _phase_clock,
 }
@@ -290,59 +302,60 @@ def _server(cluster: Cluster) -> Any:
 
 
 @pytest.fixture(scope="module")
-def chaos_run(cluster: Cluster) -> ChaosRun:
-    """The DAG run with its faults, one per phase, in order; what the stack and the authserver recorded."""
+def chaos_run(cluster: Cluster) -> Iterator[ChaosRun]:
+    """The DAG run with its faults, one per phase, in order; what the stack, the authserver and StatsD recorded."""
     authserver = cluster.authserver
     assert isinstance(authserver, InProcessAuthServer)
     server = authserver.server
-    deadline = time.monotonic() + 180
-    while True:  # until the dag-processor has parsed the DAG
-        try:
-            cluster.api("GET", f"/api/v2/dags/{DAG_ID}")
-            break
-        except ClusterError as exc:
-            if "HTTP 404" not in str(exc) or time.monotonic() > deadline:
-                raise
-        time.sleep(1)
-    server.reset()
-    server.job_ready_after = NEVER
-    server.set_delay("whoami", CALL_DELAY)
-    cluster.api("PATCH", f"/api/v2/dags/{DAG_ID}", json={"is_paused": False})
-    started = time.monotonic()
-    run_id = cluster.api("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": None})["dag_run_id"]
-    phases: list[Phase] = []
-    step = max(MAPPED_CALLS // (len(PHASES) + 2), 1)
-    done = step
+    with STATSD.draining():
+        wait_for_dag(cluster, DAG_ID, 180)
+        server.reset()
+        server.job_ready_after = NEVER
+        server.set_delay("whoami", CALL_DELAY)
+        cluster.api("PATCH", f"/api/v2/dags/{DAG_ID}", json={"is_paused": False})
+        started = time.monotonic()
+        run_id = cluster.api("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": None})["dag_run_id"]
+        phases: list[Phase] = []
+        step = max(MAPPED_CALLS // (len(PHASES) + 2), 1)
+        done = step
 
-    # Before any fault: the sensors deferred, some token users done.
-    _wait_run(
-        cluster,
-        run_id,
-        "every sensor deferred and the first calls",
-        lambda tis: _all_deferred(tis) and _succeeded("whoami", done)(tis),
-        600,
-    )
-    for name in PHASES:
-        before = _counts(_task_instances(cluster, run_id))
-        phase = PHASE_FUNCTIONS[name](cluster, run_id)
-        phase.notes["whoami at the fault"] = {k.split(":")[1]: v for k, v in before.items() if k.startswith("whoami:")}
-        done += step
-        _wait_run(cluster, run_id, f"calls after the {name} phase", _succeeded("whoami", done), 900)
-        phase.ended = time.time()
-        phases.append(phase)
+        # Before any fault: the sensors deferred, some token users done.
+        _wait_run(
+            cluster,
+            run_id,
+            "every sensor deferred and the first calls",
+            lambda tis: _all_deferred(tis) and _succeeded("whoami", done)(tis),
+            900,
+        )
+        for name in PHASES:
+            before = state_counts(_task_instances(cluster, run_id))
+            phase = PHASE_FUNCTIONS[name](cluster, run_id)
+            phase.notes["whoami at the fault"] = {
+                k.split(":")[1]: v for k, v in before.items() if k.startswith("whoami:")
+            }
+            done += step
+            _wait_run(cluster, run_id, f"calls after the {name} phase", _succeeded("whoami", done), 900)
+            phase.ended = time.time()
+            phases.append(phase)
 
-    while (state := cluster.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")["state"]) not in {
-        "success",
-        "failed",
-    }:
-        cluster.check_alive()
-        if time.monotonic() - started > RUN_TIMEOUT:
-            counts = dict(_counts(_task_instances(cluster, run_id)))
-            pytest.fail(f"run {run_id} still {state} after {RUN_TIMEOUT:.0f} s; {counts}", pytrace=False)
-        time.sleep(2)
-    seconds = time.monotonic() - started
-    cluster.timings["DAG run with faults"] = seconds
-    return ChaosRun(run_id, state, seconds, phases, _task_instances(cluster, run_id), authserver.token_requests())
+        state = wait_for_end(cluster, DAG_ID, run_id, RUN_TIMEOUT, started)
+        seconds = time.monotonic() - started
+        cluster.timings["DAG run with faults"] = seconds
+        STATSD.drain(quiet=1.0)
+        waits = [
+            (at, line.split(",", 1)[0].split(":", 1)[0].rsplit(".", 1)[1], float(line.split(":", 1)[1].split("|")[0]))
+            for line, at in zip(STATSD.lines, STATSD.arrived, strict=True)
+            if line.startswith("airflow.jwt_bearer.shared_cache.lock_wait.")
+        ]
+        yield ChaosRun(
+            run_id,
+            state,
+            seconds,
+            phases,
+            _task_instances(cluster, run_id),
+            authserver.token_requests(),
+            [(at, outcome, ms / 1000.0) for at, outcome, ms in waits],
+        )
 
 
 def _log_events(cluster: Cluster, run: ChaosRun, ti: dict[str, Any], try_number: int) -> list[dict[str, Any]]:
@@ -367,6 +380,34 @@ def _why_retried(cluster: Cluster, run: ChaosRun, ti: dict[str, Any]) -> str:
     return errors[0].splitlines()[0][:140]
 
 
+def _window_end(phase: Phase) -> float:
+    """When the phase's fault was over (an outage's or herd's window; the injection otherwise)."""
+    return phase.started + {"outage": OUTAGE_SECONDS, "herd": HERD_SECONDS}.get(phase.name, 0.0)
+
+
+def _grants_after_windows(run: ChaosRun) -> dict[str, int]:
+    """Per phase, the tokens granted from the end of its fault window to the end of the phase."""
+    return {
+        p.name: sum(1 for r in run.token_requests if r["success"] and _window_end(p) <= r["time"] <= p.ended)
+        for p in run.phases
+    }
+
+
+def _waits_in(run: ChaosRun, phase: Phase) -> list[tuple[float, str, float]]:
+    return [w for w in run.lock_waits if phase.started <= w[0] <= phase.ended]
+
+
+def _longest_waits(run: ChaosRun) -> dict[str, str]:
+    """Per phase: the longest wait on the lock, how it ended, and how many waits."""
+    out = {}
+    for phase in run.phases:
+        waits = _waits_in(run, phase)
+        if waits:
+            _, how, seconds = max(waits, key=lambda w: w[2])
+            out[phase.name] = f"{seconds:.1f} s ({how}; {len(waits)} waits: {dict(Counter(w[1] for w in waits))})"
+    return out
+
+
 def _phase_of(when: float, phases: list[Phase]) -> str:
     for phase in phases:
         if phase.started <= when <= phase.ended:
@@ -377,7 +418,7 @@ def _phase_of(when: float, phases: list[Phase]) -> str:
 
 
 @pytest.fixture(scope="module")
-def outcome(cluster: Cluster, chaos_run: ChaosRun) -> dict[str, Any]:
+def outcome(cluster: Cluster, chaos_run: ChaosRun, summary: list[str]) -> dict[str, Any]:
     """The outcome table's numbers, printed in the "chaos" section before any assertion."""
     retried = [ti for ti in chaos_run.task_instances if ti["try_number"] > 1]
     reasons = Counter(_why_retried(cluster, chaos_run, ti) for ti in retried)
@@ -417,6 +458,8 @@ def outcome(cluster: Cluster, chaos_run: ChaosRun) -> dict[str, Any]:
         "token requests by phase and status": {f"{k[0]} {k[1]}": v for k, v in sorted(per_phase.items(), key=str)},
         "waits that reached token_cache_wait": waited_out,
         "log lines naming HTTP 503": exhausted,
+        "longest wait on the fetch lock": _longest_waits(chaos_run),
+        "token grants after each fault window": _grants_after_windows(chaos_run),
         "locks left in Redis": len(locks),
         "secrets in logs": len(leaks),
         "subjects XCom": subjects,
@@ -427,9 +470,7 @@ def outcome(cluster: Cluster, chaos_run: ChaosRun) -> dict[str, Any]:
         summary_lines.append(f"phase {phase.name}: {phase.fault}; recovered after {phase.ended - phase.started:.0f} s")
         for note, value in phase.notes.items():
             summary_lines.append(f"  {note}: {value}")
-    from tests.chaos.conftest import SUMMARY
-
-    SUMMARY.extend(summary_lines)
+    summary.extend(summary_lines)
     table["locks"] = locks
     table["leaks"] = leaks
     return table
@@ -448,11 +489,22 @@ def test_every_task_succeeded_and_the_xcom_is_complete(chaos_run: ChaosRun, outc
 
 
 def test_every_sensor_resumed_after_the_triggerer_restart_and_fired_once(chaos_run: ChaosRun) -> None:
+    """Every sensor completed; a sensor retried at all was retried for an exhausted policy (see the next test)."""
     sensors = chaos_run.of("jobs_deferred")
     assert len(sensors) == SENSORS
-    assert all(ti["state"] == "success" and ti["try_number"] == 1 for ti in sensors), [
-        (ti["map_index"], ti["state"], ti["try_number"]) for ti in sensors
-    ]
+    assert all(ti["state"] == "success" for ti in sensors), [(ti["map_index"], ti["state"]) for ti in sensors]
+
+
+#: What may make a task's try fail: its worker killed (or its message lost with the broker), a retry policy that
+#: ran out against the outage or the rate limiter (logged with the status), the skewed clock's refused assertion.
+ALLOWED_RETRY_CAUSES = re.compile(r"no error logged|HTTP 503|HTTP 429|\b503\b|\b429\b|clock|skew|in the future|iat")
+
+
+def test_no_task_failed_for_a_reason_other_than_a_fault(cluster: Cluster, chaos_run: ChaosRun) -> None:
+    retried = [ti for ti in chaos_run.task_instances if ti["try_number"] > 1]
+    reasons = {f"{ti['task_id']}[{ti['map_index']}]": _why_retried(cluster, chaos_run, ti) for ti in retried}
+    unexplained = {task: why for task, why in reasons.items() if not ALLOWED_RETRY_CAUSES.search(why)}
+    assert not unexplained, unexplained
 
 
 def test_no_lock_left_and_no_secret_in_any_log(outcome: dict[str, Any]) -> None:
@@ -460,9 +512,29 @@ def test_no_lock_left_and_no_secret_in_any_log(outcome: dict[str, Any]) -> None:
     assert outcome["leaks"] == []
 
 
-def test_the_outage_was_met_and_retried_after(chaos_run: ChaosRun) -> None:
-    """Token requests met the 503s during the outage, and a token was granted after it."""
-    outage = next(p for p in chaos_run.phases if p.name == "outage")
-    during = [r for r in chaos_run.token_requests if outage.started <= r["time"] <= outage.ended]
-    assert any(r["status"] == 503 for r in during), during[:5]
-    assert any(r["success"] for r in during if r["time"] >= outage.started + OUTAGE_SECONDS)
+def test_a_killed_lock_holder_delays_nobody_past_token_cache_wait(chaos_run: ChaosRun) -> None:
+    """The lock holder was a task on a worker; that worker was killed; every wait on its lock stayed in the bound."""
+    phase = next((p for p in chaos_run.phases if p.name == "worker_kill"), None)
+    if phase is None:
+        pytest.skip("the worker_kill phase was not run (CHAOS_PHASES)")
+    assert str(phase.notes["holder"]).startswith("airflow-worker"), phase.notes
+    waits = _waits_in(chaos_run, phase)
+    assert waits, "nobody waited on the killed holder's lock: the phase tested nothing"
+    # Waits began at most when the holder took the lock; it was killed `found` later; its lease then ran out.
+    found = float(phase.notes["killed at"]) - phase.started
+    longest = max(w[2] for w in waits)
+    assert longest <= TOKEN_CACHE_WAIT + found + 1.0, (longest, found, waits)
+    assert not [w for w in waits if w[1] == "timed_out"], waits
+
+
+def test_an_endpoint_that_failed_or_rate_limited_gets_one_request_when_it_recovers(chaos_run: ChaosRun) -> None:
+    """The outage (503) and the herd (429) were met, and after each window one token was granted, not a stampede."""
+    checked = [p for p in chaos_run.phases if p.name in {"outage", "herd"}]
+    if not checked:
+        pytest.skip("neither the outage nor the herd phase was run (CHAOS_PHASES)")
+    for phase in checked:
+        status = 503 if phase.name == "outage" else 429
+        during = [r for r in chaos_run.token_requests if phase.started <= r["time"] <= _window_end(phase)]
+        assert any(r["status"] == status for r in during), (phase.name, during[:5])
+    grants = _grants_after_windows(chaos_run)
+    assert {p.name: grants[p.name] for p in checked} == {p.name: 1 for p in checked}

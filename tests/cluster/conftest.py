@@ -18,61 +18,31 @@ more connections like it, and ``EXTRA_ENV`` to add to the environment of every A
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.cluster.harness import Cluster
+from tests.cluster.stack import Report, module_stack
 
 DAGS = Path(__file__).resolve().parent / "dags"
 AUTHSERVER_MODE = os.environ.get("CLUSTER_AUTHSERVER", "process")
-#: Lines for the "cluster" section at the end of pytest's report (timings, token counts).
-SUMMARY: list[str] = []
+#: The "cluster" section at the end of pytest's report (timings, token counts).
+REPORT = Report("cluster")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if SUMMARY:
-        terminalreporter.section("cluster")
-        for line in SUMMARY:
-            terminalreporter.write_line(line)
+    REPORT.write(terminalreporter)
 
 
 @pytest.fixture
 def summary() -> list[str]:
     """Append a line to show in the "cluster" section of pytest's report, even without ``-s``."""
-    return SUMMARY
+    return REPORT.lines
 
 
 @pytest.fixture(scope="module")
 def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
-    workdir = Path(tempfile.mkdtemp(prefix="jwt-cluster-"))
-    failures_before = request.session.testsfailed
-    stack = Cluster(
-        workdir,
-        extra_dags=list(getattr(request.module, "DAG_FILES", sorted(DAGS.glob("*.py")))),
-        connection_extra=getattr(request.module, "CONNECTION_EXTRA", {}),
-        extra_connections=getattr(request.module, "EXTRA_CONNECTIONS", {}),
-        extra_env=getattr(request.module, "EXTRA_ENV", {}),
-        authserver_mode=AUTHSERVER_MODE,
-    )
-    started = time.monotonic()
-    try:
-        try:
-            stack.start()
-        except Exception as exc:
-            pytest.fail(f"the cluster did not start: {exc!r}\n\n{stack.log_tails()}", pytrace=False)
-        stack.timings["start (total)"] = time.monotonic() - started
-        yield stack
-    finally:
-        stopping = time.monotonic()
-        stack.stop()
-        stack.timings["stop"] = time.monotonic() - stopping
-        SUMMARY.append("timings: " + ", ".join(f"{step} {seconds:.1f} s" for step, seconds in stack.timings.items()))
-        if request.session.testsfailed == failures_before and os.environ.get("CLUSTER_KEEP") != "1":
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            SUMMARY.append(f"work directory kept (component logs in logs/): {workdir}")
+    dags = list(getattr(request.module, "DAG_FILES", sorted(DAGS.glob("*.py"))))
+    yield from module_stack(request, REPORT, dags=dags, authserver_mode=AUTHSERVER_MODE)

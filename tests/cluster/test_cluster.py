@@ -45,6 +45,7 @@ from tests.cluster.dags.jwt_cluster import (
     MEMORY_DAG_ID,
 )
 from tests.cluster.harness import CONN_VAR, IMAGE_AIRFLOW_HOME, Cluster, ClusterError
+from tests.cluster.runs import state_counts, task_instances, wait_for_dag, wait_for_end
 from tests.e2e.conftest import JWT_PATTERN
 
 pytestmark = pytest.mark.cluster
@@ -137,41 +138,6 @@ class FinishedRun:
         return self.records[name]
 
 
-def _task_instances(cluster: Cluster, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-    """Every task instance of the run, mapped ones included (the API pages by 100 at most)."""
-    found: list[dict[str, Any]] = []
-    while True:
-        page = cluster.api(
-            "GET",
-            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
-            params={"limit": 100, "offset": len(found), "order_by": "map_index"},
-        )
-        found += page["task_instances"]
-        if not page["task_instances"] or len(found) >= page["total_entries"]:
-            return found
-
-
-def _state_counts(task_instances: list[dict[str, Any]]) -> dict[str, int]:
-    return dict(Counter(f"{ti['task_id']}:{ti['state']}" for ti in task_instances))
-
-
-def _wait_for_dag(cluster: Cluster, dag_id: str = DAG_ID) -> None:
-    """Until the dag-processor has parsed the DAG (the api-server answers 404 before)."""
-    deadline = time.monotonic() + PARSE_TIMEOUT
-    while True:
-        cluster.check_alive()
-        try:
-            cluster.api("GET", f"/api/v2/dags/{dag_id}")
-            return
-        except ClusterError as exc:
-            if "HTTP 404" not in str(exc):
-                raise
-        if time.monotonic() > deadline:
-            errors = cluster.api("GET", "/api/v2/importErrors")
-            pytest.fail(f"{dag_id} was not parsed within {PARSE_TIMEOUT:.0f} s; import errors: {errors}")
-        time.sleep(1)
-
-
 def run_dag(
     cluster: Cluster, token_cache: str, dag_id: str, midway: Callable[[], dict[str, Any]] | None = None
 ) -> FinishedRun:
@@ -180,33 +146,25 @@ def run_dag(
     ``midway`` is called once, when :data:`ROTATE_AFTER_CALLS` whoami calls have succeeded.
     """
     assert cluster.authserver is not None
-    _wait_for_dag(cluster, dag_id)
+    wait_for_dag(cluster, dag_id, PARSE_TIMEOUT)
     cluster.authserver.reset()  # the records of this run only
     cluster.api("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
     started = time.monotonic()
     run_id = cluster.api("POST", f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None})["dag_run_id"]
     midway_result: dict[str, Any] = {}
-    while (state := cluster.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"]) not in {
-        "success",
-        "failed",
-    }:
-        cluster.check_alive()
-        if midway is not None and not midway_result:
-            done = [
-                ti
-                for ti in _task_instances(cluster, dag_id, run_id)
-                if ti["task_id"] == "whoami" and ti["state"] == "success"
-            ]
-            if len(done) >= ROTATE_AFTER_CALLS:
-                midway_result = midway()
-        if time.monotonic() - started > RUN_TIMEOUT:
-            counts = _state_counts(_task_instances(cluster, dag_id, run_id))
-            pytest.fail(
-                f"run {run_id} of {dag_id} still {state} after {RUN_TIMEOUT:.0f} s; task states {counts}\n\n"
-                f"{cluster.log_tails()}",
-                pytrace=False,
-            )
-        time.sleep(2)
+
+    def midway_once() -> None:
+        if midway is None or midway_result:
+            return
+        done = [
+            ti
+            for ti in task_instances(cluster, dag_id, run_id)
+            if ti["task_id"] == "whoami" and ti["state"] == "success"
+        ]
+        if len(done) >= ROTATE_AFTER_CALLS:
+            midway_result.update(midway())
+
+    state = wait_for_end(cluster, dag_id, run_id, RUN_TIMEOUT, started, during=midway_once)
     seconds = time.monotonic() - started
     cluster.timings[f"DAG run ({token_cache})"] = seconds
     records: dict[str, list[dict[str, Any]]] | ClusterError
@@ -217,8 +175,8 @@ def run_dag(
         }
     except ClusterError as exc:
         records = exc
-    task_instances = _task_instances(cluster, dag_id, run_id)
-    return FinishedRun(token_cache, dag_id, run_id, state, seconds, task_instances, records, midway_result)
+    tis = task_instances(cluster, dag_id, run_id)
+    return FinishedRun(token_cache, dag_id, run_id, state, seconds, tis, records, midway_result)
 
 
 def _jti(compact: str) -> str:
@@ -282,7 +240,7 @@ def _log_events(cluster: Cluster, run: FinishedRun, ti: dict[str, Any]) -> list[
 def test_the_repository_dags_import_without_errors(cluster: Cluster) -> None:
     """The compose stack mounts dags/: every file parses in the dag-processor with the compose settings."""
     for spec in RUNS.values():
-        _wait_for_dag(cluster, spec.dag_id)
+        wait_for_dag(cluster, spec.dag_id, PARSE_TIMEOUT)
     errors = cluster.api("GET", "/api/v2/importErrors")
     assert errors["total_entries"] == 0, errors["import_errors"]
 
@@ -306,7 +264,8 @@ def test_every_task_instance_succeeded(cluster: Cluster, finished_run: FinishedR
         for ti in not_ok[:3]
     )
     assert not not_ok, (
-        f"{len(not_ok)} task instances did not succeed: {_state_counts(not_ok)}\n{details}\n\n{cluster.log_tails()}"
+        f"{len(not_ok)} task instances did not succeed: {dict(state_counts(not_ok))}\n{details}\n\n"
+        f"{cluster.log_tails()}"
     )
     assert finished_run.state == "success"
     assert sorted(ti["map_index"] for ti in finished_run.of("whoami")) == list(range(MAPPED_CALLS))

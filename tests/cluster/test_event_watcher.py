@@ -18,7 +18,6 @@ until the third change. Three changes, three runs, each run triggered by its own
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -43,32 +42,14 @@ QUIET_POLLS = 4
 
 #: Bound when the module is imported, so that the stack's services are started pointing at it.
 STATSD = StatsdListener()
-EXTRA_ENV = {
-    "AIRFLOW__METRICS__STATSD_ON": "True",
-    "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
-    "AIRFLOW__METRICS__STATSD_PORT": str(STATSD.port),
-    "AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED": "True",
-}
+EXTRA_ENV = STATSD.airflow_env()
 
 
 @pytest.fixture
 def metrics() -> Iterator[Callable[[], list[Datagram]]]:
-    """The provider's metrics received so far; the socket is drained all along (the stack's own metrics are
-    many: a full receive buffer would drop datagrams)."""
-    stop = threading.Event()
-
-    def drain() -> None:
-        while not stop.is_set():
-            STATSD.drain(quiet=0.5)
-
-    thread = threading.Thread(target=drain, name="statsd-listener", daemon=True)
-    thread.start()
-    try:
+    """The provider's metrics received so far."""
+    with STATSD.draining():
         yield lambda: [d for d in STATSD.drain(quiet=0.1) if d.name.startswith("airflow.jwt_bearer.")]
-    finally:
-        stop.set()
-        thread.join(5)
-        STATSD.close()
 
 
 def export_polls(cluster: Cluster) -> list[dict[str, Any]]:

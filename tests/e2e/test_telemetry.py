@@ -52,11 +52,8 @@ def _run(server: LocalAuthorizationServer, store: ks.Keystore, listener: StatsdL
         **os.environ,
         "AIRFLOW_CONN_JWT_TELEMETRY": conn("alice"),
         "AIRFLOW_CONN_JWT_TELEMETRY_TRIGGER": conn("bob"),  # another token: the trigger asks for its own
-        "AIRFLOW__METRICS__STATSD_ON": "True",
-        "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
-        "AIRFLOW__METRICS__STATSD_PORT": str(listener.port),
+        **listener.airflow_env(),  # InfluxDB-style tags in the lines, to tell task and trigger apart
         "AIRFLOW__METRICS__STATSD_PREFIX": "airflow",
-        "AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED": "True",  # tags in the lines, to tell task and trigger apart
         "AIRFLOW__TRACES__OTEL_ON": "True",
         "OTEL_TRACES_EXPORTER": "console",  # Airflow's exporter; the runner adds an in-memory one
     }
