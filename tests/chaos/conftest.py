@@ -28,7 +28,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     REPORT.write(terminalreporter)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def summary() -> list[str]:
     """Append a line to show in the "chaos" section of pytest's report, even without ``-s``."""
     return REPORT.lines

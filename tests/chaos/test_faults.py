@@ -101,6 +101,9 @@ EXTRA_ENV = {
 PHASES = os.environ.get("CHAOS_PHASES", "redis,worker_kill,outage,herd,clock,triggerer").split(",")
 #: How far ahead the clock of the ``clock`` phase's worker is (libfaketime's FAKETIME syntax).
 CLOCK_AHEAD = os.environ.get("CHAOS_CLOCK_AHEAD", "+10m")
+#: The skew in seconds (``+10m``, ``+90s``, ``+1h``): the clock phase's tokens live half of it, so that the
+#: worker ahead sees every stored token expired and must fetch, and the others do not.
+SKEW_SECONDS = int(CLOCK_AHEAD.strip("+smh")) * {"s": 1, "m": 60, "h": 3600}[CLOCK_AHEAD[-1]]
 #: The worker that is killed, then restarted with its clock ahead.
 FAULTY_WORKER = "airflow-worker-2"
 #: How long the token request of the lock holder is held while its worker is killed.
@@ -269,7 +272,7 @@ def _phase_clock(cluster: Cluster, run_id: str) -> Phase:
         timeout=180,
     )
     # Tokens shorter-lived than the skew: the worker ahead sees every stored token expired and fetches.
-    server.token_lifetime = 300
+    server.token_lifetime = SKEW_SECONDS // 2
     server.revoke_all_tokens()
     refused = wait_until(
         "a token request refused from the worker whose clock is ahead",
@@ -495,9 +498,12 @@ def test_every_sensor_resumed_after_the_triggerer_restart_and_fired_once(chaos_r
     assert all(ti["state"] == "success" for ti in sensors), [(ti["map_index"], ti["state"]) for ti in sensors]
 
 
-#: What may make a task's try fail: its worker killed (or its message lost with the broker), a retry policy that
+#: What may make a task's try fail: its worker killed (no error logged, or its supervisor saw it die by a signal),
+#: its message lost with the broker, a retry policy that
 #: ran out against the outage or the rate limiter (logged with the status), the skewed clock's refused assertion.
-ALLOWED_RETRY_CAUSES = re.compile(r"no error logged|HTTP 503|HTTP 429|\b503\b|\b429\b|clock|skew|in the future|iat")
+ALLOWED_RETRY_CAUSES = re.compile(
+    r"no error logged|Process terminated by signal|HTTP 503|HTTP 429|\b503\b|\b429\b|clock|skew|in the future|iat"
+)
 
 
 def test_no_task_failed_for_a_reason_other_than_a_fault(cluster: Cluster, chaos_run: ChaosRun) -> None:

@@ -36,7 +36,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     REPORT.write(terminalreporter)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def summary() -> list[str]:
     """Append a line to show in the "cluster" section of pytest's report, even without ``-s``."""
     return REPORT.lines

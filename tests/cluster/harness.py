@@ -715,15 +715,24 @@ class Cluster:
         return component
 
     def kill(self, name: str) -> None:
-        """SIGKILL a component's process group (children included): a crash, no chance to clean up.
+        """SIGKILL a component's process group and every descendant: a crash, no chance to clean up.
 
         What the OOM killer or a lost node does to a worker; :meth:`start_again` brings it back.
         """
         component = self.component(name)
         assert component.process is not None
         with self._timed(f"kill {name}"):
+            # Its descendants too, those in a session of their own included (a task's supervisor may
+            # start one): a lost node or container takes every process with it.
+            try:
+                descendants = psutil.Process(component.process.pid).children(recursive=True)
+            except psutil.Error:
+                descendants = []
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(component.process.pid, signal.SIGKILL)
+            for process in descendants:
+                with contextlib.suppress(psutil.Error):
+                    process.kill()
             component.process.wait(timeout=30)
 
     def start_again(self, name: str) -> Component:
