@@ -4,6 +4,11 @@ One run of :data:`~tests.chaos.dags.jwt_chaos.DAG_ID` (mapped token users on two
 deferred sensors on the triggerer, one connection with ``token_cache = redis``), during which the
 test injects one fault per phase, in this order, each when the run has reached a chosen point:
 
+``clock``
+    one worker restarted with its clock ``CHAOS_CLOCK_AHEAD`` (libfaketime), tokens shorter-lived
+    than the skew so that it must fetch: its assertion is refused and the error names the skew;
+    then its clock is set right again. It comes first: Airflow schedules the retry of a refused task
+    from that worker's clock, that much later, and the other phases run meanwhile.
 ``redis``
     the Redis of the stack (Celery's broker and the token cache) is restarted, empty, while tasks
     run: the shared cache degrades to fetching without it and recovers; Airflow re-queues what the
@@ -22,14 +27,10 @@ test injects one fault per phase, in this order, each when the run has reached a
     every issued token revoked and the token endpoint answering 429 with ``Retry-After`` to
     everyone for ``CHAOS_HERD_SECONDS``: the lock holder retries as the policy says while the
     others wait on its lease; once the window is over one token is granted, not one per process.
-``clock``
-    one worker restarted with its clock ``CHAOS_CLOCK_AHEAD`` (libfaketime), tokens shorter-lived
-    than the skew so that it must fetch: its assertion is refused and the error names the skew;
-    then its clock is set right again.
 ``triggerer``
     the triggerer is restarted while every sensor is deferred; the sensors' jobs finish only after
-    it is back: every sensor resumes and completes, on its first try. It comes last (it needs no
-    mapped task in flight), unlike the issue's numbering.
+    it is back: every sensor resumes and completes (a sensor whose trigger met the outage after its
+    retry policy ran out was retried by Airflow before). It comes last: it needs no mapped task in flight.
 
 The provider's own metrics (StatsD, ``jwt_bearer.shared_cache.lock_wait.<outcome>``) give every wait
 on the fetch lock: the longest per phase is in the table, and the killed holder's bound is asserted.
@@ -95,10 +96,10 @@ EXTRA_ENV = {
     # A task whose worker was killed stops heartbeating: failed (and retried) after this.
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
 }
-#: The phases to run, in this order (a subset while developing one).
-#: The triggerer's restart needs no mapped task in flight (the sensors are deferred throughout): it comes last,
-#: so that the mapped tasks are still running during the clock phase.
-PHASES = os.environ.get("CHAOS_PHASES", "redis,worker_kill,outage,herd,clock,triggerer").split(",")
+#: The phases to run, in this order (a subset while developing one). The clock comes first: Airflow schedules
+#: the retry of a task refused on the worker ahead from that worker's clock, ``CHAOS_CLOCK_AHEAD`` late, and the
+#: other phases run meanwhile. The triggerer's restart needs no mapped task in flight: it comes last.
+PHASES = os.environ.get("CHAOS_PHASES", "clock,redis,worker_kill,outage,herd,triggerer").split(",")
 #: How far ahead the clock of the ``clock`` phase's worker is (libfaketime's FAKETIME syntax).
 CLOCK_AHEAD = os.environ.get("CHAOS_CLOCK_AHEAD", "+10m")
 #: The skew in seconds (``+10m``, ``+90s``, ``+1h``): the clock phase's tokens live half of it, so that the
@@ -367,8 +368,8 @@ def _log_events(cluster: Cluster, run: ChaosRun, ti: dict[str, Any], try_number:
     return list(answer["content"])
 
 
-def _why_retried(cluster: Cluster, run: ChaosRun, ti: dict[str, Any]) -> str:
-    """The first error of the task's first try, as its log says (or why there is none)."""
+def _why_retried(cluster: Cluster, run: ChaosRun, ti: dict[str, Any], limit: int = 140) -> str:
+    """The first error of the task's first try, as its log says (or why there is none), ``limit`` characters."""
     try:
         events = _log_events(cluster, run, ti, 1)
     except ClusterError as exc:
@@ -380,7 +381,7 @@ def _why_retried(cluster: Cluster, run: ChaosRun, ti: dict[str, Any]) -> str:
     ]
     if not errors:
         return "no error logged in try 1 (its process ended without one: killed with its worker, or lost in the queue)"
-    return errors[0].splitlines()[0][:140]
+    return " ".join(errors[0].split())[:limit]
 
 
 def _window_end(phase: Phase) -> float:
@@ -544,3 +545,18 @@ def test_an_endpoint_that_failed_or_rate_limited_gets_one_request_when_it_recove
         assert any(r["status"] == status for r in during), (phase.name, during[:5])
     grants = _grants_after_windows(chaos_run)
     assert {p.name: grants[p.name] for p in checked} == {p.name: 1 for p in checked}
+
+
+def test_the_worker_whose_clock_is_ahead_was_refused_with_an_error_naming_the_skew(
+    cluster: Cluster, chaos_run: ChaosRun
+) -> None:
+    phase = next((p for p in chaos_run.phases if p.name == "clock"), None)
+    if phase is None:
+        pytest.skip("the clock phase was not run (CHAOS_PHASES)")
+    refused = [r for r in chaos_run.token_requests if phase.started <= r["time"] <= phase.ended and r["status"] == 400]
+    assert refused, "no assertion was refused while the worker's clock was ahead"
+    errors = [_why_retried(cluster, chaos_run, ti, limit=2000) for ti in chaos_run.of("whoami") if ti["try_number"] > 1]
+    skew = re.compile(r"clock is (\d+) s ahead of the server's")
+    named = [int(m.group(1)) for e in errors if (m := skew.search(e))]
+    assert named, errors
+    assert all(abs(seconds - SKEW_SECONDS) <= 60 for seconds in named), named
