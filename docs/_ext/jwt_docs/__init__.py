@@ -7,7 +7,7 @@ the generated headings get anchors and a table of contents like hand-written one
 ``connection-reference``  every extra key (``conn-fields`` of the provider info, the parser's keys)
 ``cli-reference``         every ``airflow jwt-bearer`` command and argument (the argparse definitions)
 ``config-reference``      the ``[jwt_bearer]`` section (the provider info's ``config``)
-``presets``               the presets' tables (``scripts/readme_presets.py``, from the presets' rules)
+``presets``               the presets' tables, from the presets' rules (:mod:`jwt_docs.presets`)
 ``errors``                the error messages, produced by the code (:mod:`jwt_docs.errors`)
 ``bench-tokens``, ``bench-dpop``  charts and tables of the recorded benchmark runs (:mod:`jwt_docs.plots`)
 ``screenshot:NAME``       a screenshot the browser tests took (``docs/_static/screenshots/NAME.png``)
@@ -100,9 +100,9 @@ def config_reference() -> str:
 
 
 def presets_page() -> str:
-    from scripts.readme_presets import BEGIN, END, render
+    from .presets import presets_markdown
 
-    return render().replace(BEGIN, "").replace(END, "").strip() + "\n"
+    return presets_markdown()
 
 
 def errors_page() -> str:
