@@ -9,6 +9,8 @@ the generated headings get anchors and a table of contents like hand-written one
 ``config-reference``      the ``[jwt_bearer]`` section (the provider info's ``config``)
 ``presets``               the presets' tables, from the presets' rules (:mod:`jwt_docs.presets`)
 ``errors``                the error messages, produced by the code (:mod:`jwt_docs.errors`)
+``check-example``         ``airflow jwt-bearer check``'s output on a connection made at build time
+                          (:mod:`jwt_docs.cli_example`)
 ``bench-tokens``, ``bench-dpop``  charts and tables of the recorded benchmark runs (:mod:`jwt_docs.plots`)
 ``screenshot:NAME``       a screenshot the browser tests took (``docs/_static/screenshots/NAME.png``)
 
@@ -111,6 +113,12 @@ def errors_page() -> str:
     return errors_markdown(produce_all())
 
 
+def check_example() -> str:
+    from .cli_example import check_example as run
+
+    return run()
+
+
 def screenshot(srcdir: Path, name: str) -> str:
     """The image if the browser tests have taken it, else a note saying how to take it (never a failure)."""
     caption = SCREENSHOT_CAPTIONS.get(name)
@@ -140,6 +148,7 @@ def generated(srcdir: Path, name: str) -> str:
         "config-reference": config_reference,
         "presets": presets_page,
         "errors": errors_page,
+        "check-example": check_example,
     }
     if name not in makers:
         raise ExtensionError(f"jwt-docs: unknown marker {name!r}")

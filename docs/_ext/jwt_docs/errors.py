@@ -17,7 +17,6 @@ tests, and so does a message that contains one of the secrets the case put in th
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
 import os
 import re
@@ -32,12 +31,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-#: Secrets the cases put in connections: none may appear in a message.
-STORE_PASSWORD = "docs-store-pass-4711"
+from .keys import EXAMPLE_API, EXAMPLE_TOKEN_URL, STORE_PASSWORD, pem, pkcs12, platform_jwt
+
+#: Secrets the cases put in connections (and :data:`~jwt_docs.keys.STORE_PASSWORD`): none may appear in a message.
 WRONG_PASSWORD = "docs-wrong-pass-0815"
 CLIENT_SECRET = "docs-client-secret-2323"
-EXAMPLE_TOKEN_URL = "https://login.example.com/oauth2/token"
-EXAMPLE_API = "https://api.example.com"
 
 
 # -- a token endpoint and API that fail the way real ones do -------------------------------------
@@ -96,70 +94,6 @@ def _server() -> Iterator[str]:
     finally:
         httpd.shutdown()
         httpd.server_close()
-
-
-# -- keys ------------------------------------------------------------------------------------------
-
-
-def _ec_key_and_certificate(expired: bool = False) -> tuple[Any, Any]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "airflow docs example")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    start, end = (
-        (now - datetime.timedelta(days=400), now - datetime.timedelta(days=35))
-        if expired
-        else (
-            now - datetime.timedelta(days=1),
-            now + datetime.timedelta(days=365),
-        )
-    )
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(end)
-        .sign(key, hashes.SHA256())
-    )
-    return key, certificate
-
-
-def _pkcs12(path: Path, *, expired: bool = False) -> Path:
-    from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
-
-    key, certificate = _ec_key_and_certificate(expired)
-    data = pkcs12.serialize_key_and_certificates(
-        b"signing", key, certificate, None, BestAvailableEncryption(STORE_PASSWORD.encode())
-    )
-    path.write_bytes(data)
-    return path
-
-
-def _pem(path: Path) -> Path:
-    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
-
-    key, certificate = _ec_key_and_certificate()
-    path.write_bytes(
-        key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()) + certificate.public_bytes(Encoding.PEM)
-    )
-    return path
-
-
-def _expired_jwt() -> str:
-    import jwt
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    now = int(time.time())
-    claims = {"iss": "https://kubernetes.default.svc", "sub": "system:serviceaccount:airflow:worker"}
-    claims.update(aud="https://login.example.com", iat=now - 3720, exp=now - 120)
-    return jwt.encode(claims, ec.generate_private_key(ec.SECP256R1()), algorithm="ES256")
 
 
 # -- the cases -------------------------------------------------------------------------------------
@@ -226,32 +160,32 @@ def _both_bindings(ws: Workspace) -> object:
 
 
 def _wrong_algorithm(ws: Workspace) -> object:
-    key = _pem(ws.directory / "k.pem")
+    key = pem(ws.directory / "k.pem")
     extra = {"auth_url": f"{ws.server}/token", "key_file": str(key), "algorithm": "RS256"}
     return _hook(ws, "box_api", extra).mint_assertion()
 
 
 def _wrong_password(ws: Workspace) -> object:
-    store = _pkcs12(ws.directory / "k.p12")
+    store = pkcs12(ws.directory / "k.p12")
     extra = {"auth_url": f"{ws.server}/token", "key_file": str(store), "keystore_password": WRONG_PASSWORD}
     return _hook(ws, "box_api", extra).mint_assertion()
 
 
 def _no_such_alias(ws: Workspace) -> object:
-    store = _pkcs12(ws.directory / "k.p12")
+    store = pkcs12(ws.directory / "k.p12")
     extra = {"auth_url": f"{ws.server}/token", "key_file": str(store), "keystore_password": STORE_PASSWORD}
     return _hook(ws, "box_api", {**extra, "key_alias": "signing-2027"}).mint_assertion()
 
 
 def _expired_certificate(ws: Workspace) -> object:
-    store = _pkcs12(ws.directory / "k.p12", expired=True)
+    store = pkcs12(ws.directory / "k.p12", expired=True)
     extra = {"auth_url": f"{ws.server}/token", "key_file": str(store), "keystore_password": STORE_PASSWORD}
     return _hook(ws, "box_api", extra).mint_assertion()
 
 
 def _expired_file(ws: Workspace) -> object:
     token = ws.directory / "token"
-    token.write_text(_expired_jwt())
+    token.write_text(platform_jwt(expired=True))
     extra = {"auth_url": f"{ws.server}/token", "assertion_source": "file", "assertion_file": str(token)}
     return _hook(ws, "k8s_api", extra).get_token()
 
@@ -272,13 +206,13 @@ def _github_outside_actions(ws: Workspace) -> object:
 
 def _per_call_subject(ws: Workspace) -> object:
     token = ws.directory / "token"
-    token.write_text(_expired_jwt())
+    token.write_text(platform_jwt(expired=True))
     extra = {"auth_url": f"{ws.server}/token", "assertion_source": "file", "assertion_file": str(token)}
     return _hook(ws, "k8s_api", extra).get_token(subject="someone-else")
 
 
 def _token_hook(ws: Workspace, path: str, conn_id: str = "box_api", **extra: Any) -> Any:
-    store = _pkcs12(ws.directory / "k.p12")
+    store = pkcs12(ws.directory / "k.p12")
     base = {"auth_url": f"{ws.server}{path}", "key_file": str(store), "keystore_password": STORE_PASSWORD}
     return _hook(ws, conn_id, {**base, **extra}, password=CLIENT_SECRET, host=f"{ws.server}/api")
 
