@@ -12,6 +12,7 @@ the generated headings get anchors and a table of contents like hand-written one
 ``check-example``         ``airflow jwt-bearer check``'s output on a connection made at build time
                           (:mod:`jwt_docs.cli_example`)
 ``bench-tokens``, ``bench-dpop``  charts and tables of the recorded benchmark runs (:mod:`jwt_docs.plots`)
+``dpop-costs``            the bound-tokens page's cost per DPoP key, from the recorded ``bench_dpop`` run
 ``screenshot:NAME``       a screenshot the browser tests took (``docs/_static/screenshots/NAME.png``)
 
 An unknown marker name fails the build. Pages with markers are read again at every build, since
@@ -142,6 +143,10 @@ def generated(srcdir: Path, name: str) -> str:
         from .plots import benchmark_section
 
         return benchmark_section(srcdir, name)
+    if name == "dpop-costs":
+        from .plots import dpop_costs
+
+        return dpop_costs(srcdir)
     makers = {
         "connection-reference": connection_reference,
         "cli-reference": cli_reference,

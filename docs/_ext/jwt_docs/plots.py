@@ -135,5 +135,37 @@ def bench_dpop(srcdir: Path) -> str:
     return "\n".join([*lines, "", f"Proofs the server verified: {proofs['verified']} of {proofs['sent']}.", ""])
 
 
+def dpop_setting(label: str) -> tuple[str, str]:
+    """A row's ``dpop_key`` label as (the setting's value, which key): ``"signer: SoftHSM2"`` → ``signer``.
+
+    An unknown label fails the build: the table would otherwise name a setting value that does not exist.
+    """
+    setting, _, where = label.partition(":")
+    if setting == "generated key" and not where:
+        return "generated", "a generated key"
+    if setting == "signer" and where.strip():
+        return "signer", where.strip()
+    raise ValueError(f"bench_dpop.json: a row's dpop_key {label!r} names no dpop_key setting")
+
+
+def dpop_costs_markdown(data: dict[str, Any]) -> str:
+    """The bound-tokens page's cost table: one row per recorded key, the two ratios of the run."""
+    lines = [
+        "| `dpop_key` | the key that signs the proofs | API call vs bearer: server checks nothing "
+        "| server verifies the proof |",
+        "|---|---|---|---|",
+    ]
+    for row in data["rows"]:
+        setting, where = dpop_setting(row["dpop_key"])
+        ratios = f"{row['provider']['ratio']:.2f}x | {row['verified']['ratio']:.2f}x"
+        lines.append(f"| `{setting}` | {where}, {row['algorithm']} | {ratios} |")
+    note = f"Medians of {data['calls']} alternating calls per row. {_conditions(data)}"
+    return "\n".join([*lines, "", f"{note} Chart and milliseconds: [Benchmarks](benchmarks.md#dpop).", ""])
+
+
+def dpop_costs(srcdir: Path) -> str:
+    return dpop_costs_markdown(_load(srcdir, "bench_dpop"))
+
+
 def benchmark_section(srcdir: Path, name: str) -> str:
     return bench_tokens(srcdir) if name == "bench-tokens" else bench_dpop(srcdir)
