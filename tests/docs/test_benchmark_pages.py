@@ -26,7 +26,7 @@ def _recorded(name: str) -> dict[str, Any]:
 def test_the_bound_tokens_page_shows_the_recorded_dpop_costs() -> None:
     page = (DOCS / "bound-tokens.md").read_text(encoding="utf-8")
     assert "<!-- jwt-docs: dpop-costs -->" in page
-    assert "×" not in page  # no cost typed by hand next to it
+    assert "\N{MULTIPLICATION SIGN}" not in page  # no cost typed by hand next to it
     table = dpop_costs(DOCS)
     data = _recorded("bench_dpop")
     for row in data["rows"]:
