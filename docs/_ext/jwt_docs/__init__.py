@@ -11,7 +11,8 @@ the generated headings get anchors and a table of contents like hand-written one
 ``errors``                the error messages, produced by the code (:mod:`jwt_docs.errors`)
 ``check-example``         ``airflow jwt-bearer check``'s output on a connection made at build time
                           (:mod:`jwt_docs.cli_example`)
-``bench-tokens``, ``bench-dpop``  charts and tables of the recorded benchmark runs (:mod:`jwt_docs.plots`)
+``bench-tokens``, ``bench-dpop``, ``bench-cluster``, ``bench-triggerer``
+                          charts and tables of the recorded benchmark runs (:mod:`jwt_docs.plots`)
 ``dpop-costs``            the bound-tokens page's cost per DPoP key, from the recorded ``bench_dpop`` run
 ``screenshot:NAME``       a screenshot the browser tests took (``docs/_static/screenshots/NAME.png``)
 
@@ -139,7 +140,7 @@ def generated(srcdir: Path, name: str) -> str:
     """The Markdown that replaces the marker ``name``."""
     if name.startswith("screenshot:"):
         return screenshot(srcdir, name.split(":", 1)[1])
-    if name in ("bench-tokens", "bench-dpop"):
+    if name in ("bench-tokens", "bench-dpop", "bench-cluster", "bench-triggerer"):
         from .plots import benchmark_section
 
         return benchmark_section(srcdir, name)
