@@ -6,7 +6,7 @@
 #
 #   docker compose build        # or: docker build -t airflow-jwt-provider:local .
 #
-# Not a production image: see the "Docker Compose" section of README.md.
+# Not a production image: see docs/compose.md.
 
 # ---------------------------------------------------------------------------------------------
 # Stage 1: compile the C extension of `twofish` (a dependency of pyjks, the `jks` extra) into a

@@ -11,8 +11,11 @@
    ``requests.Session`` sending the same bearer header (through an auth object, as the hook does).
    A token in memory never touches the shared store, so the ratios must stay within 1.10.
 
-Run: ``.venv/bin/python benchmarks/bench_cluster.py`` (a few minutes; ``--hot-path-only`` skips the
-cluster). Needs what ``scripts/install-system-deps`` installs (PostgreSQL, redis-server, keytool).
+Run: ``.venv/bin/python benchmarks/bench_cluster.py [--json PATH]`` (a few minutes; ``--hot-path-only``
+skips the cluster). Needs what ``scripts/install-system-deps`` installs (PostgreSQL, redis-server,
+keytool). ``--json PATH`` also writes both parts as data (``benchmarks/results.py``): ``hot_path`` (the
+median milliseconds per session) and ``runs`` (one per token cache); the docs chart the file recorded
+in ``docs/benchmarks/``.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="jwt-bench-"))
 
 import requests
 
+from benchmarks.results import write_results
 from tests.cluster.dags.jwt_cluster import DEFERRED_JOBS, MAPPED_CALLS
 from tests.cluster.harness import Cluster
 from tests.cluster.test_cluster import run_dag
@@ -41,7 +45,8 @@ CACHES = ("memory", "file", "redis")
 HOT_PATH_CALLS = 400
 
 
-def cluster_runs() -> None:
+def cluster_runs() -> tuple[float, list[dict[str, object]]]:
+    """The stack's start-up seconds and one row per token cache (printed as a table too)."""
     workdir = Path(tempfile.mkdtemp(prefix="jwt-bench-cluster-"))
     cluster = Cluster(
         workdir,
@@ -53,7 +58,8 @@ def cluster_runs() -> None:
     try:
         cluster.start()
         cluster.compose_healthchecks()  # they start Airflow's CLI: not while a run is timed
-        print(f"stack started in {time.monotonic() - started:.0f} s", flush=True)
+        start_seconds = time.monotonic() - started
+        print(f"stack started in {start_seconds:.0f} s", flush=True)
         for cache in CACHES:
             run = run_dag(cluster, cache, f"jwt_bench_{cache}")
             failed = [ti for ti in run.task_instances if ti["state"] != "success"]
@@ -69,6 +75,8 @@ def cluster_runs() -> None:
     print(f"|{'-' * 13}|{'-' * 9}|{'-' * 19}|{'-' * 16}|{'-' * 14}|")
     for cache, state, seconds, token_requests, _, failed in rows:
         print(f"| {cache:<11} | {state:<7} | {seconds:>15.1f} s | {token_requests:>14} | {failed:>12} |")
+    names = ("token_cache", "state", "seconds", "token_requests", "task_instances", "failed")
+    return start_seconds, [dict(zip(names, row, strict=True)) for row in rows]
 
 
 class _Bearer(requests.auth.AuthBase):
@@ -80,7 +88,8 @@ class _Bearer(requests.auth.AuthBase):
         return request
 
 
-def hot_path() -> None:
+def hot_path() -> dict[str, float]:
+    """Milliseconds per API call: a plain session (``plain``) and the hook's with each token cache."""
     from devserver import keystores as ks
     from devserver.server import LocalAuthorizationServer
     from tests.redis_server import RedisServer
@@ -142,6 +151,7 @@ def hot_path() -> None:
         for cache in caches:
             best = min(timings[cache])
             print(f"| {'hook session, token_cache ' + cache:<32} | {best * 1e3:>6.3f} ms | {best / base:>14.3f} |")
+        return {name: min(rounds) * 1e3 for name, rounds in timings.items()}
     finally:
         redis_server.stop()
         server.stop()
@@ -151,10 +161,13 @@ def hot_path() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hot-path-only", action="store_true", help="skip the cluster runs (minutes)")
+    parser.add_argument("--json", type=Path, help="write the figures here as JSON")
     args = parser.parse_args()
-    hot_path()
-    if not args.hot_path_only:
-        cluster_runs()
+    per_call_ms = hot_path()
+    start_seconds, runs = (None, []) if args.hot_path_only else cluster_runs()
+    if args.json:
+        figures = {"hot_path_calls": HOT_PATH_CALLS, "hot_path_ms": per_call_ms, "runs": runs}
+        write_results(args.json, "bench_cluster", stack_start_seconds=start_seconds, **figures)
 
 
 if __name__ == "__main__":

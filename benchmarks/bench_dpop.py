@@ -15,10 +15,8 @@ as data (the documentation plots the file recorded in ``docs/benchmarks/``).
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -32,7 +30,7 @@ sys.path.insert(0, str(REPO))
 WORK = Path(tempfile.mkdtemp(prefix="jwt-bench-dpop-"))
 os.environ.setdefault("AIRFLOW_HOME", str(WORK / "airflow"))
 
-from benchmarks.results import json_path  # noqa: E402
+from benchmarks.results import json_path, write_results  # noqa: E402
 from devserver import hsm, kms  # noqa: E402
 from devserver import keystores as ks  # noqa: E402
 from devserver.server import LocalAuthorizationServer  # noqa: E402
@@ -63,19 +61,7 @@ def main() -> int:
     rows: list[dict[str, Any]] = []
     status, proofs = run(rows)
     if path is not None:
-        document = {
-            "benchmark": "bench_dpop",
-            "recorded": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "python": sys.version.split()[0],
-            "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores",
-            "quick": QUICK,
-            "calls": CALLS,
-            "target": TARGET,
-            "proofs": proofs,
-            "rows": rows,
-        }
-        path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-        print(f"results written to {path}")
+        write_results(path, "bench_dpop", quick=QUICK, calls=CALLS, target=TARGET, proofs=proofs, rows=rows)
     return status
 
 

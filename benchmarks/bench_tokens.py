@@ -24,10 +24,8 @@ come from a real run, not from numbers typed into a page).
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -46,7 +44,7 @@ import jwt  # noqa: E402
 import requests  # noqa: E402
 from cryptography.hazmat.primitives.serialization import load_der_private_key, pkcs12  # noqa: E402
 
-from benchmarks.results import json_path  # noqa: E402
+from benchmarks.results import json_path, write_results  # noqa: E402
 from devserver import keystores as ks  # noqa: E402
 from devserver.server import LocalAuthorizationServer  # noqa: E402
 
@@ -65,18 +63,8 @@ section = ""
 
 def write_json(path: Path) -> None:
     """The run as data: what was measured, on what, and each row (milliseconds, ratios, targets)."""
-    document = {
-        "benchmark": "bench_tokens",
-        "recorded": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "python": sys.version.split()[0],
-        "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores",
-        "quick": QUICK,
-        "calls": {"mints": MINTS, "api_calls": CALLS, "import_runs": IMPORT_RUNS},
-        "missed": missed,
-        "rows": results,
-    }
-    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    print(f"results written to {path}")
+    calls = {"mints": MINTS, "api_calls": CALLS, "import_runs": IMPORT_RUNS}
+    write_results(path, "bench_tokens", quick=QUICK, calls=calls, missed=missed, rows=results)
 
 
 def samples(fn: Callable[[], object], count: int) -> list[float]:

@@ -42,8 +42,10 @@ over a steady window of ``--window`` seconds once every trigger polled.
 Run: ``.venv/bin/python benchmarks/bench_triggerer.py [--sensors 1000 --watchers 50 --json out.json]``
 (about 8½ minutes at full size on 2 cores, stack start included; ``--sensors 50 --watchers 5`` for a
 quick look). Exit status 1 when the provider's token requests miss the target. Needs what
-``scripts/install-system-deps`` installs (PostgreSQL, redis-server, keytool). No ``--json`` shape to
-follow (``bench_dpop.py`` writes none): the figures are this module's dataclasses, as JSON.
+``scripts/install-system-deps`` installs (PostgreSQL, redis-server, keytool). ``--json PATH`` writes the
+run as the other benchmarks do (``benchmarks/results.py``): the figures are this module's dataclasses,
+one ``Contender`` per side, each with its ``Window`` list (the idle window first, the all-polling one
+last); the docs chart the file recorded in ``docs/benchmarks/``.
 """
 
 from __future__ import annotations
@@ -488,17 +490,18 @@ def main() -> int:
         table, met = report(args, contenders, bench.phase_seconds)
         print(table)
         if args.json:
-            figures = {
-                "benchmark": "bench_triggerer",
-                "python": sys.version.split()[0],
-                "cpus": os.cpu_count(),
-                "sensors": args.sensors,
-                "watchers": args.watchers,
-                "poll_interval": args.poll,
-                "token_target_met": met,
-                "contenders": [asdict(c) for c in contenders],
-            }
-            args.json.write_text(json.dumps(figures, indent=2) + "\n")
+            from benchmarks.results import write_results
+
+            write_results(
+                args.json,
+                "bench_triggerer",
+                sensors=args.sensors,
+                watchers=args.watchers,
+                poll_interval=args.poll,
+                window_seconds=args.window,
+                token_target_met=met,
+                contenders=[asdict(c) for c in contenders],
+            )
         failed = False
         return 0 if met else 1
     finally:

@@ -24,7 +24,7 @@ PYTHONPATH="${DEVSERVER_PATH}${PYTHONPATH:+:${PYTHONPATH}}" \
 
 # A copy of the demo connection stored in the database, so that it shows in the UI's connection
 # list with a working Test button (connections from environment variables are not listed; and in
-# Airflow 3.3.2 the list's Test button needs a stored port, see the README).
+# Airflow 3.3.2 the list's Test button needs a stored port, see docs/connection.md).
 if ! airflow connections get jwt_bearer_ui >/dev/null 2>&1; then
     echo "airflow-init: adding the jwt_bearer_ui connection"
     airflow connections add jwt_bearer_ui --conn-json "$(cat <<JSON

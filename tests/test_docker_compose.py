@@ -25,7 +25,8 @@ from tests.compose import COMPOSE_FILE, REPO_ROOT, command_argv, environment, op
 
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 DOCKERIGNORE = REPO_ROOT / ".dockerignore"
-README = REPO_ROOT / "README.md"
+#: The stack's page of the documentation (the README links to it): its services list must match the file.
+COMPOSE_PAGE = REPO_ROOT / "docs" / "compose.md"
 INIT_SCRIPT = REPO_ROOT / "docker" / "airflow-init.sh"
 KEYSTORE_SCRIPT = REPO_ROOT / "docker" / "make_keystore.py"
 SCHEMA_FILE = REPO_ROOT.parent / "shared" / "schemas" / "compose-spec.json"
@@ -94,8 +95,8 @@ def _repo_copy_destinations(instructions: list[tuple[str, str]]) -> set[str]:
     return destinations
 
 
-def _readme_compose_services(text: str) -> list[str]:
-    """Service names listed in the README section whose heading mentions docker compose.
+def _documented_compose_services(text: str) -> list[str]:
+    """Service names listed in the documentation's section whose heading mentions docker compose.
 
     The list is either a fenced code block holding one service name per line (``# comments``
     allowed) or a Markdown table with a column whose header mentions "service".
@@ -121,7 +122,7 @@ def _readme_compose_services(text: str) -> list[str]:
     )
     if section is None:
         pytest.fail(
-            'README.md has no section under a heading containing "Docker Compose": add one that '
+            'docs/compose.md has no section under a heading containing "Docker Compose": add one that '
             "lists the stack's services in a fenced block (one name per line) or a table"
         )
     start, level = section
@@ -238,15 +239,22 @@ def test_compose_file_has_no_obsolete_version_key(compose: dict) -> None:
     assert "version" not in compose, "the top-level `version` key is obsolete in the Compose Specification"
 
 
-def test_readme_docker_compose_section_lists_existing_services(services: dict[str, dict]) -> None:
-    assert README.is_file(), "README.md is missing: it must have a Docker Compose section listing the services"
-    listed = _readme_compose_services(README.read_text())
+def test_the_docs_docker_compose_section_lists_existing_services(services: dict[str, dict]) -> None:
+    assert COMPOSE_PAGE.is_file(), "docs/compose.md is missing: it must have a section listing the services"
+    listed = _documented_compose_services(COMPOSE_PAGE.read_text())
     assert listed, (
-        "the Docker Compose section of README.md lists no service: use a fenced block with one "
+        "the Docker Compose section of docs/compose.md lists no service: use a fenced block with one "
         "service name per line, or a table with a 'Service' column"
     )
     unknown = [name for name in listed if name not in services]
-    assert not unknown, f"README.md lists services that docker-compose.yaml lacks: {unknown}"
+    assert not unknown, f"docs/compose.md lists services that docker-compose.yaml lacks: {unknown}"
+
+
+def test_a_documented_service_the_file_lacks_is_found(services: dict[str, dict]) -> None:
+    page = "# Docker Compose stack\n\n```text\npostgres\nairflow-webserver\n```\n\n# Next\n\n```text\nredis\n```\n"
+    listed = _documented_compose_services(page)
+    assert listed == ["postgres", "airflow-webserver"]  # the section only, not the next one
+    assert [name for name in listed if name not in services] == ["airflow-webserver"]
 
 
 def test_stack_runs_every_airflow_component_with_celery(services: dict, components: dict) -> None:

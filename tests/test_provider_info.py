@@ -98,15 +98,3 @@ def test_airflow_config_shows_the_jwt_bearer_section() -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "redis"
-
-
-def test_every_connection_setting_is_documented_in_the_readme_connection_table() -> None:
-    """The README's connection table is the user's reference: a setting missing from it is a setting nobody finds."""
-    from airflow_jwt_provider.connection.fields import ALL_FIELDS
-    from tests.conftest import REPO_ROOT
-
-    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    start = readme.index("## The `jwt_bearer` connection")
-    table = readme[start : readme.index("\n### ", start)]
-    missing = [name for name in ALL_FIELDS if f"`{name}`" not in table]
-    assert not missing, f"settings missing from the README's connection table: {missing}"

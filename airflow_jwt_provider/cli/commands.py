@@ -29,7 +29,6 @@ from airflow_jwt_provider.connection.parser import parse_connection
 from airflow_jwt_provider.connection.settings import ConnectionLike, JwtBearerSettings
 from airflow_jwt_provider.exceptions import JwtBearerError, KeystoreError
 
-_STATUS_WIDTH = 4
 #: Where the command's own output goes (the original stdout) while descriptor 1 points at stderr.
 _stdout: TextIO = sys.stdout
 
@@ -176,20 +175,17 @@ def export_public_key(args: argparse.Namespace) -> None:
 @_command
 def check_connection(args: argparse.Namespace) -> None:
     """``check --conn-id ID``: the diagnosis, step by step; exit status 1 when a step failed."""
-    from airflow_jwt_provider.cli.diagnosis import diagnose
+    from airflow_jwt_provider.cli.diagnosis import diagnose, step_lines, verdict
 
     conn = _connection(args.conn_id)
     failed = False
     for step in diagnose(conn, subject=args.subject, scope=args.scope):
         failed = failed or step.failed
-        first, *more = step.lines or [""]
-        _out(f"[{step.status.value:^{_STATUS_WIDTH}}] {step.name}: {first}")
-        for line in more:
-            _out(f"{'':{_STATUS_WIDTH + 3}}{line}")
+        for line in step_lines(step):
+            _out(line)
+    _out(verdict(args.conn_id, failed))
     if failed:
-        _out(f"Connection {args.conn_id!r}: a step FAILED; fix what it says and run the check again")
         raise SystemExit(1)
-    _out(f"Connection {args.conn_id!r}: ready")
 
 
 @_command

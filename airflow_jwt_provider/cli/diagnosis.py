@@ -29,6 +29,8 @@ from airflow_jwt_provider.tokens.mtls import certificate_binding
 
 #: A clock further off than this is worth a warning (servers allow some leeway, typically 60 s).
 CLOCK_WARNING_SECONDS = 5.0
+#: Width of the status column of the printed diagnosis (``[WARN]``).
+STATUS_WIDTH = 4
 
 
 class Status(Enum):
@@ -54,6 +56,24 @@ class Step:
     @property
     def failed(self) -> bool:
         return self.status is Status.FAIL
+
+
+def step_lines(step: Step) -> list[str]:
+    """A step as ``check`` prints it: status and name before its first line, the others indented below.
+
+    One function for the command and for the documentation's example of its output, so that the
+    example shows what the command prints.
+    """
+    first, *more = step.lines or [""]
+    indent = " " * (STATUS_WIDTH + 3)
+    return [f"[{step.status.value:^{STATUS_WIDTH}}] {step.name}: {first}", *(indent + line for line in more)]
+
+
+def verdict(conn_id: str, failed: bool) -> str:
+    """The last line of the printed diagnosis."""
+    if failed:
+        return f"Connection {conn_id!r}: a step FAILED; fix what it says and run the check again"
+    return f"Connection {conn_id!r}: ready"
 
 
 def diagnose(conn: ConnectionLike, subject: str | None = None, scope: str | None = None) -> Iterator[Step]:

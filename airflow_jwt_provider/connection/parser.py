@@ -281,7 +281,8 @@ def _extra_of(conn: ConnectionLike) -> Mapping[str, Any]:
         extra = conn.extra_dejson
     if not isinstance(extra, Mapping):
         raise JwtBearerConfigError(
-            f"Connection {conn.conn_id!r}: extra must be a JSON object of the keys listed in the README.",
+            f"Connection {conn.conn_id!r}: extra must be a JSON object of the keys listed in the connection reference "
+            "(docs/reference/connection.md).",
             field="extra",
         )
     return extra

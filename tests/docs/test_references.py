@@ -139,6 +139,29 @@ def test_a_config_option_without_a_description_fails_the_check() -> None:
     assert undocumented_config_options(render_config(fake), fake) == ["jwt_bearer.fake_option"]
 
 
+# -- the presets -----------------------------------------------------------------------------------
+
+
+def test_every_preset_rule_is_on_the_presets_page() -> None:
+    """The page's tables come from the presets' rule objects: each rule, with its vendor page, is stated."""
+    from jwt_docs import presets_page
+    from jwt_docs.presets import missing_rules
+
+    assert "<!-- jwt-docs: presets -->" in (DOCS / "presets.md").read_text(encoding="utf-8")
+    assert missing_rules(presets_page()) == []
+
+
+def test_a_rule_the_page_lost_fails_the_check() -> None:
+    from jwt_docs import presets_page
+    from jwt_docs.presets import missing_rules
+
+    from airflow_jwt_provider.connection.presets import PRESETS
+
+    rule = PRESETS["box"].rules[0]
+    page = presets_page().replace(rule.describe.replace("|", "\\|"), "something else")
+    assert missing_rules(page) == [rule.id]
+
+
 # -- the pictures -----------------------------------------------------------------------------------
 
 
@@ -203,7 +226,18 @@ def test_reference_pages_build_with_every_name(tmp_path: Path) -> None:
         assert f'<span class="pre">{name}</span>' in html["cli"], name
 
 
+def _unexplained(page: str, keys: list[str]) -> list[str]:
+    """The keys that the connection page's table does not name (the page before its first subsection)."""
+    table = page[: page.index("\n## ")]
+    return [key for key in keys if f"`{key}`" not in table]
+
+
 def test_the_connection_page_explains_every_extra_key() -> None:
-    """The hand-written table of docs/connection.md (defaults, how keys combine) names every key too."""
+    """The hand-written table of docs/connection.md (defaults, how keys combine) names every key too.
+
+    It was the README's connection table, the one place a user looked a setting up; the README now
+    links to this page, and a setting missing from its table is a setting nobody finds.
+    """
     page = (DOCS / "connection.md").read_text(encoding="utf-8")
-    assert [key for key in allowed_keys() if f"`{key}`" not in page] == []
+    assert _unexplained(page, allowed_keys()) == []
+    assert _unexplained(page, [*allowed_keys(), "fake_extra_key"]) == ["fake_extra_key"]

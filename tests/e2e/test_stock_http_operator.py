@@ -4,7 +4,7 @@ Synchronous mode is supported: Airflow builds the hook from the connection type,
 requests go through ``JwtBearerHook`` (bearer token, 401 refresh). Deferrable mode is not:
 ``HttpTrigger``/``HttpAsyncHook`` read the connection themselves, turn Login/Password into
 HTTP Basic credentials and send every other extra as a header. The provider's code never
-runs on that path, so it cannot be fixed from here; the README warns against it, and the
+runs on that path, so it cannot be fixed from here; the docs warn against it (docs/dags/http-operator.md), and the
 second test pins the behaviour the warning describes.
 """
 

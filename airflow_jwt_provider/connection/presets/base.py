@@ -38,7 +38,7 @@ class Preset:
     :param subject_defaults_to_issuer: whether an assertion without a subject setting carries ``sub`` = ``iss``
         (RFC 7523 §3); false where the vendor documents no such ``sub`` (Google service accounts name one only
         for domain-wide delegation; DocuSign's application tokens must carry none).
-    :param register: how the vendor learns the key, for the README's registration table.
+    :param register: how the vendor learns the key, for the presets page's registration table.
     """
 
     name: str

@@ -73,7 +73,7 @@ class CheckedSettings(Protocol):
 class Rule:
     """One requirement of a vendor; subclasses say what they check in :meth:`problem`.
 
-    :param id: stable name (``box.lifetime``): tests and the README's rules tables refer to it.
+    :param id: stable name (``box.lifetime``): tests and the presets page's rules tables refer to it.
     :param field: the setting a broken rule names.
     :param source: the vendor page; ``None`` when none was found (the rule can then only warn).
     :param severity: refuse (the vendor page says so) or warn (a recommendation, or no vendor page).
@@ -90,7 +90,7 @@ class Rule:
 
     @property
     def describe(self) -> str:
-        """What the rule requires, for the README's rules tables."""
+        """What the rule requires, for the presets page's rules tables."""
         raise NotImplementedError
 
     def problem(self, settings: CheckedSettings) -> str | None:

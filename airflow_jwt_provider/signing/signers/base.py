@@ -9,7 +9,7 @@ provider's own ``local``, ``pkcs11`` and ``aws_kms`` too): its registration obje
 :class:`SignerType`, which parses its settings from the connection (the connection layer's
 :class:`~airflow_jwt_provider.connection.signer_settings.SignerRegistration`) and builds a
 signer for one key. Writing one for a GCP KMS, Azure Key Vault or Vault transit key takes one
-module and one entry point; see the README's "A signer of your own".
+module and one entry point; see "Another place for the key: a signer of your own" in docs/keys.md.
 """
 
 from __future__ import annotations
@@ -191,7 +191,7 @@ def signer_type(settings: JwtBearerSettings) -> SignerType:
     if not isinstance(registration, SignerType):
         raise JwtBearerConfigError(
             f"Connection {settings.conn_id!r}: signer {name!r} is registered without a build(settings, name) "
-            "method, so it cannot sign; see the README's 'A signer of your own'",
+            "method, so it cannot sign; see 'a signer of your own' in the documentation (docs/keys.md)",
             field="signer",
         )
     return registration

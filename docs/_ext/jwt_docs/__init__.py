@@ -7,9 +7,13 @@ the generated headings get anchors and a table of contents like hand-written one
 ``connection-reference``  every extra key (``conn-fields`` of the provider info, the parser's keys)
 ``cli-reference``         every ``airflow jwt-bearer`` command and argument (the argparse definitions)
 ``config-reference``      the ``[jwt_bearer]`` section (the provider info's ``config``)
-``presets``               the presets' tables (``scripts/readme_presets.py``, from the presets' rules)
+``presets``               the presets' tables, from the presets' rules (:mod:`jwt_docs.presets`)
 ``errors``                the error messages, produced by the code (:mod:`jwt_docs.errors`)
-``bench-tokens``, ``bench-dpop``  charts and tables of the recorded benchmark runs (:mod:`jwt_docs.plots`)
+``check-example``         ``airflow jwt-bearer check``'s output on a connection made at build time
+                          (:mod:`jwt_docs.cli_example`)
+``bench-tokens``, ``bench-dpop``, ``bench-cluster``, ``bench-triggerer``
+                          charts and tables of the recorded benchmark runs (:mod:`jwt_docs.plots`)
+``dpop-costs``            the bound-tokens page's cost per DPoP key, from the recorded ``bench_dpop`` run
 ``screenshot:NAME``       a screenshot the browser tests took (``docs/_static/screenshots/NAME.png``)
 
 An unknown marker name fails the build. Pages with markers are read again at every build, since
@@ -100,15 +104,21 @@ def config_reference() -> str:
 
 
 def presets_page() -> str:
-    from scripts.readme_presets import BEGIN, END, render
+    from .presets import presets_markdown
 
-    return render().replace(BEGIN, "").replace(END, "").strip() + "\n"
+    return presets_markdown()
 
 
 def errors_page() -> str:
     from .errors import errors_markdown, produce_all
 
     return errors_markdown(produce_all())
+
+
+def check_example() -> str:
+    from .cli_example import check_example as run
+
+    return run()
 
 
 def screenshot(srcdir: Path, name: str) -> str:
@@ -130,16 +140,21 @@ def generated(srcdir: Path, name: str) -> str:
     """The Markdown that replaces the marker ``name``."""
     if name.startswith("screenshot:"):
         return screenshot(srcdir, name.split(":", 1)[1])
-    if name in ("bench-tokens", "bench-dpop"):
+    if name in ("bench-tokens", "bench-dpop", "bench-cluster", "bench-triggerer"):
         from .plots import benchmark_section
 
         return benchmark_section(srcdir, name)
+    if name == "dpop-costs":
+        from .plots import dpop_costs
+
+        return dpop_costs(srcdir)
     makers = {
         "connection-reference": connection_reference,
         "cli-reference": cli_reference,
         "config-reference": config_reference,
         "presets": presets_page,
         "errors": errors_page,
+        "check-example": check_example,
     }
     if name not in makers:
         raise ExtensionError(f"jwt-docs: unknown marker {name!r}")
