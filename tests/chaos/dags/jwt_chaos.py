@@ -32,6 +32,8 @@ SENSORS = int(os.environ.get("CHAOS_SENSORS", "10"))
 PARALLEL = int(os.environ.get("CHAOS_PARALLEL", "2"))
 #: Airflow's own retries of a task: a task killed with its worker, or whose retry policy ran out.
 TASK_RETRIES = 3
+#: Between them: four tries span more than a minute, as long as the token endpoint's outage in the full-size run.
+RETRY_DELAY = timedelta(seconds=20)
 FIRST = {"priority_weight": 1000, "weight_rule": "absolute"}
 
 with DAG(
@@ -49,7 +51,7 @@ with DAG(
         jwt_bearer_conn_id=CONN_ID,
         endpoint="whoami",
         retries=TASK_RETRIES,
-        retry_delay=timedelta(seconds=5),
+        retry_delay=RETRY_DELAY,
         max_active_tis_per_dag=PARALLEL,
     ).expand(query=[{"call": index} for index in range(MAPPED_CALLS)])
 
@@ -73,6 +75,6 @@ with DAG(
         timeout=1800,
         deferrable=True,
         retries=TASK_RETRIES,  # a trigger whose retry policy ran out (a long outage) fails its try
-        retry_delay=timedelta(seconds=5),
+        retry_delay=RETRY_DELAY,
         **FIRST,
     ).expand(endpoint=[f"jobs/chaos-{index}" for index in range(SENSORS)])
