@@ -305,7 +305,7 @@ def make_pem_key(
     if pkcs1 and algorithm != "RSA":
         raise ValueError("PKCS#1 ('BEGIN RSA PRIVATE KEY') exists for RSA keys only")
     key = _generate_private_key(algorithm, key_size, curve)
-    certificate = _self_signed_certificate(key, name, validity_days, curve)
+    certificate = self_signed_certificate(key, name, validity_days, curve)
     encryption: serialization.KeySerializationEncryption = (
         serialization.BestAvailableEncryption(passphrase.encode("utf-8"))
         if passphrase
@@ -346,7 +346,7 @@ def make_google_service_account_json(
     ``alias`` is the ``private_key_id``, which clients send as ``kid``.
     """
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    certificate = _self_signed_certificate(key, client_email, 365, None)
+    certificate = self_signed_certificate(key, client_email, 365, None)
     private_key_id = secrets.token_hex(20)
     project_id = client_email.split("@", 1)[1].split(".", 1)[0] if "@" in client_email else "project"
     document = {
@@ -505,16 +505,19 @@ def _generate_private_key(algorithm: str, key_size: int, curve: str | None) -> P
     return ed25519.Ed25519PrivateKey.generate()
 
 
-def _self_signed_certificate(
-    key: PrivateKey, common_name: str, validity_days: int, curve: str | None, starts_in_days: int = 0
+def self_signed_certificate(
+    key: PrivateKey,
+    common_name: str,
+    validity_days: int,
+    curve: str | None,
+    starts_in_days: int = 0,
+    organization: str | None = "airflow-jwt-provider tests",
 ) -> x509.Certificate:
     """A minimal self-signed certificate, as keytool would make (backdated a minute for skew)."""
-    subject = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "airflow-jwt-provider tests"),
-        ]
-    )
+    names = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    if organization:
+        names.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+    subject = x509.Name(names)
     start = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=starts_in_days)
     builder = (
         x509.CertificateBuilder()
@@ -566,7 +569,7 @@ def _make_pkcs12_with_cryptography(
         alias.lower(), CertificateValidity(validity_days)
     )
     key = _generate_private_key(algorithm, key_size, curve)
-    certificate = _self_signed_certificate(key, alias, own.days, curve, own.starts_in_days)
+    certificate = self_signed_certificate(key, alias, own.days, curve, own.starts_in_days)
     data = pkcs12.serialize_key_and_certificates(
         alias.lower().encode("utf-8"),
         key,

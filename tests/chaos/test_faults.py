@@ -221,26 +221,25 @@ def _phase_worker_kill(cluster: Cluster, run_id: str) -> Phase:
     return phase
 
 
-def _phase_outage(cluster: Cluster, run_id: str) -> Phase:
-    """Fault 3: tokens revoked and the token endpoint down (503 + Retry-After) for OUTAGE_SECONDS."""
+def _endpoint_window(cluster: Cluster, name: str, status: int, seconds: float) -> Phase:
+    """Every issued token revoked, and the token endpoint answering ``status`` with ``Retry-After`` for ``seconds``."""
     server = _server(cluster)
-    fault = f"tokens revoked, token endpoint 503 Retry-After {RETRY_AFTER} s for {OUTAGE_SECONDS:.0f} s"
-    phase = Phase("outage", fault, started=time.time())
-    server.fail_for("/oauth2/token", 503, OUTAGE_SECONDS, retry_after=RETRY_AFTER)
+    fault = f"tokens revoked, token endpoint {status} Retry-After {RETRY_AFTER} s for {seconds:.0f} s"
+    phase = Phase(name, fault, started=time.time())
+    server.fail_for("/oauth2/token", status, seconds, retry_after=RETRY_AFTER)
     server.revoke_all_tokens()
-    time.sleep(OUTAGE_SECONDS)
+    time.sleep(seconds)
     return phase
+
+
+def _phase_outage(cluster: Cluster, run_id: str) -> Phase:
+    """Fault 3: the token endpoint down (503) for OUTAGE_SECONDS; every process must fetch again and meets it."""
+    return _endpoint_window(cluster, "outage", 503, OUTAGE_SECONDS)
 
 
 def _phase_herd(cluster: Cluster, run_id: str) -> Phase:
-    """Fault 3b: tokens revoked and the token endpoint rate-limiting everyone (429 + Retry-After) for HERD_SECONDS."""
-    server = _server(cluster)
-    fault = f"tokens revoked, token endpoint 429 Retry-After {RETRY_AFTER} s for {HERD_SECONDS:.0f} s"
-    phase = Phase("herd", fault, started=time.time())
-    server.fail_for("/oauth2/token", 429, HERD_SECONDS, retry_after=RETRY_AFTER)
-    server.revoke_all_tokens()
-    time.sleep(HERD_SECONDS)
-    return phase
+    """Fault 3b: the token endpoint rate-limiting everyone (429) for HERD_SECONDS."""
+    return _endpoint_window(cluster, "herd", 429, HERD_SECONDS)
 
 
 def _phase_triggerer(cluster: Cluster, run_id: str) -> Phase:

@@ -9,7 +9,6 @@ the same from one build to the next.
 
 from __future__ import annotations
 
-import datetime
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -37,25 +36,13 @@ def key_and_certificate(
     *, kind: str = "ec", days_left: int = 365, lifetime_days: int = 365, name: str = "airflow docs example"
 ) -> tuple[Any, Any]:
     """A new key and its self-signed certificate, valid until ``days_left`` from now (negative: expired)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
-    from cryptography.x509.oid import NameOID
+
+    from devserver.keystores import self_signed_certificate
 
     key = ec.generate_private_key(ec.SECP256R1()) if kind == "ec" else rsa.generate_private_key(65537, 2048)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    end = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=days_left)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(end - datetime.timedelta(days=lifetime_days))
-        .not_valid_after(end)
-        .sign(key, hashes.SHA256())
-    )
-    return key, certificate
+    starts_in_days = days_left - lifetime_days
+    return key, self_signed_certificate(key, name, lifetime_days, None, starts_in_days, organization=None)
 
 
 def pkcs12(path: Path, entry: tuple[Any, Any] | None = None, *, expired: bool = False) -> Path:
