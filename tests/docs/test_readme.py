@@ -111,10 +111,16 @@ def test_the_readme_links_every_page_the_docs_index_leads_to() -> None:
 # -- the package metadata -------------------------------------------------------------------------------
 
 
-def test_the_package_describes_itself_with_the_readme_and_links_the_docs_and_changelog() -> None:
-    """PyPI's page is the README (``readme``), and the project URLs lead to the docs and the changelog."""
-    pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
-    assert re.search(r'^readme = "README.md"$', pyproject, re.MULTILINE)
+def test_the_package_describes_itself_with_the_readme_and_the_changelog_and_links_the_docs() -> None:
+    """PyPI's page is the README then the changelog (a dynamic ``readme``); the project URLs lead to the docs."""
+    pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")  # no tomllib: Python 3.10 is supported
+    assert re.search(r'^dynamic = \["readme"\]$', pyproject, re.MULTILINE)
+    assert not re.search(r"^readme = \"", pyproject, re.MULTILINE)
+    dynamic = pyproject[pyproject.index("[tool.setuptools.dynamic]") :].split("\n[", 1)[0]
+    files = re.search(r'^readme = \{ file = \[([^\]]*)\], content-type = "text/markdown" \}$', dynamic, re.MULTILINE)
+    assert files is not None, dynamic
+    assert re.findall(r'"([^"]+)"', files.group(1)) == ["README.md", "docs/changelog.md"]
+    assert all((REPO / name).is_file() for name in ("README.md", "docs/changelog.md"))
     urls_section = pyproject[pyproject.index("[project.urls]") :].split("\n[", 1)[0]
     urls = dict(re.findall(r'^(\w+) = "([^"]+)"$', urls_section, re.MULTILINE))
     assert set(urls) == {"Documentation", "Changelog"}
