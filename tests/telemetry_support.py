@@ -31,12 +31,18 @@ class Datagram:
 
 @dataclass
 class StatsdListener:
-    """A UDP socket on 127.0.0.1 that keeps every StatsD line it receives."""
+    """A UDP socket on 127.0.0.1 that keeps every StatsD line it receives.
+
+    Read on demand (:meth:`drain`), or all along by a thread (:meth:`draining`): an Airflow stack
+    sends many metrics, and a full receive buffer would drop some.
+    """
 
     sock: socket.socket = field(default_factory=lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
     lines: list[str] = field(default_factory=list)
     #: ``time.time()`` when each line of :attr:`lines` arrived.
     arrived: list[float] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _receiver: threading.Thread | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.sock.bind(("127.0.0.1", 0))
@@ -46,20 +52,30 @@ class StatsdListener:
     def port(self) -> int:
         return int(self.sock.getsockname()[1])
 
-    def drain(self, quiet: float = 0.3) -> list[Datagram]:
-        """Every line received so far (waiting until ``quiet`` seconds pass without one), parsed."""
-        self.sock.settimeout(quiet)
-        while True:
-            try:
-                data = self.sock.recv(65536)
-            except TimeoutError:
-                break
-            now = time.time()
+    def _receive_once(self, timeout: float) -> bool:
+        """Keep one datagram's lines, if one comes within ``timeout``; whether one came."""
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(65536)
+        except TimeoutError:
+            return False
+        now = time.time()
+        with self._lock:
             for line in data.decode("utf-8").split("\n"):
                 if line:
                     self.lines.append(line)
                     self.arrived.append(now)
-        return [parse_statsd(line) for line in self.lines]
+        return True
+
+    def drain(self, quiet: float = 0.3) -> list[Datagram]:
+        """Every line received so far (after ``quiet`` seconds without one, or of waiting for the thread), parsed."""
+        if self._receiver is not None:
+            time.sleep(quiet)
+        else:
+            while self._receive_once(quiet):
+                pass
+        with self._lock:
+            return [parse_statsd(line) for line in self.lines]
 
     def airflow_env(self) -> dict[str, str]:
         """The environment that points every Airflow process at this listener, InfluxDB-style tags on."""
@@ -70,26 +86,28 @@ class StatsdListener:
             "AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED": "True",
         }
 
-    def between(self, start: float, end: float) -> list[Datagram]:
-        """The lines that arrived from ``start`` to ``end`` (``time.time()``), parsed."""
-        return [parse_statsd(line) for line, at in zip(self.lines, self.arrived, strict=True) if start <= at <= end]
+    def received(self) -> list[tuple[float, Datagram]]:
+        """Every line so far with its arrival time (``time.time()``), parsed."""
+        with self._lock:
+            return [(at, parse_statsd(line)) for line, at in zip(self.lines, self.arrived, strict=True)]
 
     @contextlib.contextmanager
     def draining(self) -> Iterator[StatsdListener]:
-        """Drain the socket all along in a thread (an Airflow stack sends many metrics: a full buffer drops some)."""
+        """Receive all along in a thread until the block ends; the socket is closed then."""
         stop = threading.Event()
 
-        def drain() -> None:
+        def receive() -> None:
             while not stop.is_set():
-                self.drain(quiet=0.5)
+                self._receive_once(0.2)
 
-        thread = threading.Thread(target=drain, name="statsd-listener", daemon=True)
-        thread.start()
+        self._receiver = threading.Thread(target=receive, name="statsd-listener", daemon=True)
+        self._receiver.start()
         try:
             yield self
         finally:
             stop.set()
-            thread.join(5)
+            self._receiver.join()
+            self._receiver = None
             self.close()
 
     def close(self) -> None:

@@ -346,9 +346,9 @@ def chaos_run(cluster: Cluster) -> Iterator[ChaosRun]:
         cluster.timings["DAG run with faults"] = seconds
         STATSD.drain(quiet=1.0)
         waits = [
-            (at, line.split(",", 1)[0].split(":", 1)[0].rsplit(".", 1)[1], float(line.split(":", 1)[1].split("|")[0]))
-            for line, at in zip(STATSD.lines, STATSD.arrived, strict=True)
-            if line.startswith("airflow.jwt_bearer.shared_cache.lock_wait.")
+            (at, d.name.rsplit(".", 1)[1], d.value / 1000.0)
+            for at, d in STATSD.received()
+            if d.name.startswith("airflow.jwt_bearer.shared_cache.lock_wait.")
         ]
         yield ChaosRun(
             run_id,
@@ -357,7 +357,7 @@ def chaos_run(cluster: Cluster) -> Iterator[ChaosRun]:
             phases,
             _task_instances(cluster, run_id),
             authserver.token_requests(),
-            [(at, outcome, ms / 1000.0) for at, outcome, ms in waits],
+            waits,
         )
 
 
